@@ -1,0 +1,79 @@
+# Bramble's tasks. `just --list` shows them; README.md says which to run first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Where `just cross` puts the aarch64 daemon (the builder looks here by default).
+cross_bin := "target/cross/aarch64-unknown-linux-gnu/release/bramble"
+
+# Install what the build and the tests need (Debian 12+/Ubuntu 22.04+; idempotent, needs root or sudo).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    . /etc/os-release
+    # e2fsprogs >= 1.47.1 (`mke2fs -d` from a tar, reproducible) and qemu 10 come from
+    # bookworm-backports on Debian 12; newer releases have them in main.
+    target=()
+    if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+        list=/etc/apt/sources.list.d/bramble-backports.list
+        if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
+            touch /tmp/bramble-apt-stale
+        fi
+        target=(-t bookworm-backports)
+    fi
+    # The aarch64 cross build uses Debian's rustc-web with the arm64 std (see `just cross`).
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        $sudo dpkg --add-architecture arm64
+        touch /tmp/bramble-apt-stale
+    fi
+    pkgs=(
+        build-essential pkg-config git curl xz-utils ca-certificates
+        dosfstools mtools fdisk libarchive13 libarchive-tools
+        atftp tftp-hpa busybox
+        gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+        rustc-web cargo-web libstd-rust-web-dev:arm64
+    )
+    backported=(e2fsprogs qemu-user)
+    missing=()
+    for p in "${pkgs[@]}" "${backported[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    e2fs=$(dpkg-query -W -f='${Version}' e2fsprogs 2>/dev/null || echo 0)
+    dpkg --compare-versions "$e2fs" ge 1.47.1 || missing+=(e2fsprogs)
+    if [ ${#missing[@]} -gt 0 ] || [ -e /tmp/bramble-apt-stale ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        $sudo apt-get update -qq
+        rm -f /tmp/bramble-apt-stale
+        $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+        $sudo apt-get install -y -qq --no-install-recommends "${target[@]}" "${backported[@]}"
+    fi
+    e2fs=$(dpkg-query -W -f='${Version}' e2fsprogs)
+    if ! dpkg --compare-versions "$e2fs" ge 1.47.1; then
+        echo "setup: e2fsprogs $e2fs is too old; bramble needs >= 1.47.1 (Debian 12: bookworm-backports)" >&2
+        exit 1
+    fi
+    echo "setup: ok (e2fsprogs $e2fs, $(/usr/bin/rustc --version) for the aarch64 build)"
+
+# Everything: unit, property, integration and end-to-end tests.
+test:
+    cargo test --locked --all-targets
+
+# Formatting and clippy, warnings are errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --locked --all-targets -- -D warnings
+
+# Build bramble for aarch64 (the daemon inside the server image) and print where it is.
+cross:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    # A separate target dir: the two toolchains would otherwise rebuild each other's host artifacts.
+    args=(build --locked --release --target aarch64-unknown-linux-gnu --target-dir target/cross)
+    if [ "${BRAMBLE_CROSS:-auto}" != debian ] && rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+        cargo "${args[@]}" >&2
+    else
+        RUSTC=/usr/bin/rustc /usr/bin/cargo "${args[@]}" >&2
+    fi
+    echo "{{cross_bin}}"

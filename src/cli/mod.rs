@@ -1,0 +1,82 @@
+//! The `bramble` command line: argument definitions (clap), logging set-up, and the mapping of
+//! outcomes to exit codes: 0 success, 1 a problem with the user's input (the message names the
+//! file and the fix), 2 a usage error (clap's own).
+//!
+//! Holds no logic of its own beyond reading and writing files for the library modules.
+
+mod eeprom;
+mod logging;
+mod validate;
+
+use clap::{ArgAction, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bramble",
+    version,
+    about = "Build and network-boot Raspberry Pi labs",
+    long_about = "Build and network-boot Raspberry Pi labs.\n\n\
+        A recipe (TOML) describes the lab: its server, its Pi clients, the OS they boot and \
+        their bootloader settings. See recipes/README.md for every key.",
+    propagate_version = true
+)]
+struct Cli {
+    /// More detail on stderr (-v: debug, -vv: trace)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a recipe and report every problem at once (no argument: the built-in default recipe)
+    Validate(validate::Args),
+    /// Read and rewrite the Raspberry Pi bootloader EEPROM (pieeprom.bin) and make update cards
+    #[command(subcommand)]
+    Eeprom(eeprom::Command),
+}
+
+/// A failure whose details were already shown (rendered diagnostics); this is the summary line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Reported(String);
+
+/// Whether stderr gets colours: a terminal, and NO_COLOR unset.
+pub(crate) fn styled_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Run the command line and return the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let quiet = cli.quiet;
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args, quiet),
+        Command::Eeprom(command) => eeprom::run(command, quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,131 @@
+//! Problems found in a user's file (a recipe, a bootconf.txt), each pointing at the bytes it is
+//! about and saying what to write instead; rendered the way rustc renders its errors.
+//!
+//! Not for I/O failures or internal errors: those are `anyhow` errors with context.
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use std::ops::Range;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem. `span` is a byte range in the source it was found in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub span: Option<Range<usize>>,
+    pub message: String,
+    /// What to do about it.
+    pub help: Option<String>,
+    /// A second place that explains the first ("first used here").
+    pub related: Option<(Range<usize>, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(span: impl Into<Option<Range<usize>>>, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Error, span: span.into(), message: message.into(), help: None, related: None }
+    }
+
+    pub fn warning(span: impl Into<Option<Range<usize>>>, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn related(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.related = Some((span, label.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, source[line_start..offset].chars().count() + 1)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Render diagnostics against their source. Every message starts with `path:line:column`, so
+/// editors and CI logs can jump to it; `styled` adds colour for terminals.
+pub fn render(diagnostics: &[Diagnostic], source: &str, path: &str, styled: bool) -> String {
+    let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
+    let mut out = String::new();
+    for d in diagnostics {
+        let level = match d.severity {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+        };
+        // With a span the snippet's `--> path:line:column` line says where; without one, the title does.
+        let title = match &d.span {
+            Some(_) => d.message.clone(),
+            None => format!("{path}: {}", d.message),
+        };
+        let mut group = Group::with_title(level.clone().primary_title(&title));
+        if let Some(span) = &d.span {
+            let span = clamp(source, span.clone());
+            let mut snippet = Snippet::source(source).path(path).annotation(AnnotationKind::Primary.span(span));
+            if let Some((related, label)) = &d.related {
+                snippet = snippet.annotation(AnnotationKind::Context.span(clamp(source, related.clone())).label(label));
+            }
+            group = group.element(snippet);
+        }
+        if let Some(help) = &d.help {
+            group = group.element(Level::HELP.message(help));
+        }
+        out.push_str(&renderer.render(&[group]));
+        out.push_str("\n\n");
+    }
+    out
+}
+
+fn clamp(source: &str, span: Range<usize>) -> Range<usize> {
+    let end = floor_char_boundary(source, span.end.min(source.len()));
+    floor_char_boundary(source, span.start.min(end))..end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let src = "a = 1\nnäme = \"x\"\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 6), (2, 1));
+        let eq = src.find('=').unwrap();
+        assert_eq!(line_col(src, eq), (1, 3));
+        let quote = src.find('"').unwrap();
+        assert_eq!(line_col(src, quote), (2, 8));
+    }
+
+    #[test]
+    fn rendering_names_file_line_column_and_help() {
+        let src = "[lab]\nname = \"Bad Name\"\n";
+        let start = src.find('"').unwrap();
+        let d = Diagnostic::error(start..start + 10, "bad name").help("use lower case");
+        let text = render(&[d], src, "lab.toml", false);
+        assert!(text.contains("error: bad name"), "{text}");
+        assert!(text.contains("--> lab.toml:2:8"), "{text}");
+        assert!(text.contains("name = \"Bad Name\""), "{text}");
+        assert!(text.contains("help: use lower case"), "{text}");
+    }
+}

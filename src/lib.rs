@@ -1,0 +1,8 @@
+//! Bramble builds and network-boots Raspberry Pi labs. ARCHITECTURE.md maps the modules.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod disk;
+pub mod eeprom;
+pub mod output;
+pub mod recipe;

@@ -1,0 +1,84 @@
+//! Writing results: always to a temporary file beside the target, renamed into place only when
+//! complete, so a failed or interrupted run never leaves a half-written output where a good one
+//! was expected.
+
+use anyhow::{Context, Result};
+use std::fs::{File, Permissions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Disk images are written sparse: runs of zeros this long become holes.
+const HOLE_BLOCK: usize = 64 * 1024;
+
+/// Write `bytes` to `path` atomically, mode 0644.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, |file| file.write_all(bytes).map_err(Into::into))
+}
+
+/// Write a disk image to `path` atomically, leaving all-zero blocks as holes.
+pub fn write_sparse(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, |file| {
+        for block in bytes.chunks(HOLE_BLOCK) {
+            if block.iter().all(|&b| b == 0) {
+                file.seek(SeekFrom::Current(block.len() as i64))?;
+            } else {
+                file.write_all(block)?;
+            }
+        }
+        file.set_len(bytes.len() as u64)?;
+        Ok(())
+    })
+}
+
+fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".part")
+        .permissions(Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    fill(temp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
+    temp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
+    temp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sparse_image_reads_back_and_has_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let mut bytes = vec![0u8; 8 << 20];
+        bytes[100] = 1;
+        bytes[(8 << 20) - 1] = 2;
+        write_sparse(&path, &bytes).unwrap();
+        assert!(std::fs::read(&path).unwrap() == bytes);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.blocks() * 512 < 1 << 20, "{} blocks allocated", meta.blocks());
+        assert_eq!(meta.mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn failed_write_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        write_file(&path, b"good").unwrap();
+        let err = write_with(&path, |f| {
+            f.write_all(b"half")?;
+            anyhow::bail!("interrupted")
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"good");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,257 @@
+//! The recipe: a TOML description of one lab (its server, its Pi clients, the OS they boot and
+//! their bootloader settings), parsed and validated into [`Recipe`], with every problem reported
+//! at once against the file's lines.
+//!
+//! Every key and its default is documented in recipes/README.md. Reads nothing but the text it
+//! is given.
+
+mod net;
+mod raw;
+mod validate;
+
+pub use net::{Ipv4Net, Ipv4Range, MacAddr, RASPBERRY_PI_OUIS, Serial};
+
+use crate::diagnostic::Diagnostic;
+use crate::eeprom::Chip;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// recipes/default.toml, built in: a 4-node Pi 4 lab on proxyDHCP.
+pub const DEFAULT_RECIPE: &str = include_str!("../../recipes/default.toml");
+/// How the built-in recipe is named in messages.
+pub const DEFAULT_RECIPE_NAME: &str = "recipes/default.toml (built in)";
+
+/// A validated lab description.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    pub lab: Lab,
+    pub os: OsSource,
+    pub server: Server,
+    pub clients: Vec<Client>,
+    /// Bootloader settings for every Pi 4/5 (`[eeprom]`), in key order; values as bootconf.txt
+    /// writes them.
+    pub eeprom: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lab {
+    pub name: String,
+    /// Derives every id and UUID of the build; defaults to the name.
+    pub seed: String,
+    /// Timestamp for every output; `None` means the OS image's release date.
+    pub source_date_epoch: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OsSource {
+    /// A name from Raspberry Pi's OS list, e.g. `raspios-lite-arm64`.
+    Catalog(String),
+    /// An image at a URL, pinned by its sha256 (lower-case hex).
+    Url { url: String, sha256: String },
+}
+
+/// Catalog names `[os] catalog` accepts, with what they are.
+pub const OS_CATALOG: &[(&str, &str)] = &[
+    ("raspios-lite-arm64", "Raspberry Pi OS Lite (64-bit)"),
+    ("raspios-arm64", "Raspberry Pi OS with desktop (64-bit)"),
+    ("raspios-full-arm64", "Raspberry Pi OS with desktop and recommended software (64-bit)"),
+    ("raspios-lite-armhf", "Raspberry Pi OS Lite (32-bit)"),
+    ("raspios-armhf", "Raspberry Pi OS with desktop (32-bit)"),
+    ("raspios-full-armhf", "Raspberry Pi OS with desktop and recommended software (32-bit)"),
+];
+pub const DEFAULT_OS: &str = "raspios-lite-arm64";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    pub hostname: String,
+    /// The interface on the lab network.
+    pub interface: String,
+    /// Static address on that interface; `None` (proxy mode only) means the server takes one
+    /// by DHCP and the daemon uses whatever it got.
+    pub address: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub dhcp: DhcpMode,
+    /// The dynamic pool (server mode).
+    pub range: Option<Ipv4Range>,
+    pub ssh_keys: Vec<String>,
+    /// The login user on the server and the clients.
+    pub user: String,
+}
+
+/// How Bramble takes part in DHCP on the lab network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhcpMode {
+    /// Another server hands out addresses; Bramble only adds boot information (proxyDHCP).
+    Proxy,
+    /// Bramble is the lab's DHCP server.
+    Server,
+    /// No DHCP from Bramble (static setups, TFTP_IP in the EEPROM).
+    Off,
+}
+
+impl fmt::Display for DhcpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DhcpMode::Proxy => "proxy",
+            DhcpMode::Server => "server",
+            DhcpMode::Off => "off",
+        })
+    }
+}
+
+/// Board families; each netboots its own way (research/pi-netboot.md §1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Model {
+    /// Pi 3B/3B+ (and 2B v1.2): the boot ROM netboots, fetching bootcode.bin; no EEPROM.
+    Pi3,
+    /// Pi 4B, 400, CM4: BCM2711 EEPROM bootloader.
+    Pi4,
+    /// Pi 5, 500, CM5: BCM2712 EEPROM bootloader with built-in firmware.
+    Pi5,
+}
+
+impl Model {
+    pub const ALL: [Model; 3] = [Model::Pi3, Model::Pi4, Model::Pi5];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Pi3 => "pi3",
+            Model::Pi4 => "pi4",
+            Model::Pi5 => "pi5",
+        }
+    }
+
+    /// The SoC of its bootloader EEPROM; Pi 3 has none.
+    pub fn eeprom_chip(self) -> Option<Chip> {
+        match self {
+            Model::Pi3 => None,
+            Model::Pi4 => Some(Chip::Bcm2711),
+            Model::Pi5 => Some(Chip::Bcm2712),
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Client {
+    /// Also its hostname.
+    pub name: String,
+    pub model: Model,
+    pub serial: Option<Serial>,
+    pub mac: Option<MacAddr>,
+    /// Fixed address (server mode).
+    pub address: Option<Ipv4Addr>,
+    /// Extra kernel command-line arguments.
+    pub cmdline: Option<String>,
+    /// Extra config.txt lines.
+    pub config_txt: Option<String>,
+    /// This client's bootloader settings over `[eeprom]`.
+    pub eeprom: Vec<(String, String)>,
+}
+
+impl Client {
+    /// The directory the bootloader prefixes its TFTP requests with, given the effective
+    /// `TFTP_PREFIX`/`TFTP_PREFIX_STR`; `None` if the client lacks the needed identifier.
+    pub fn tftp_prefix(&self, prefix_mode: u8, prefix_str: &str) -> Option<String> {
+        match (self.model, prefix_mode) {
+            (Model::Pi3, _) | (_, 0) => self.serial.map(|s| s.to_string()),
+            (_, 2) => self.mac.map(|m| m.dashed()),
+            _ => Some(prefix_str.trim_end_matches('/').to_string()),
+        }
+    }
+}
+
+impl Recipe {
+    /// The value of a bootloader setting for one client: its own, else `[eeprom]`'s.
+    pub fn eeprom_value<'a>(&'a self, client: &'a Client, key: &str) -> Option<&'a str> {
+        let find = |list: &'a [(String, String)]| list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        find(&client.eeprom).or_else(|| find(&self.eeprom))
+    }
+
+    /// The models present, each once, in order.
+    pub fn models(&self) -> Vec<Model> {
+        let mut models: Vec<Model> = self.clients.iter().map(|c| c.model).collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+}
+
+/// The outcome of reading a recipe: the recipe if it has no errors, and every diagnostic
+/// (errors and warnings) in file order.
+#[derive(Debug)]
+pub struct Parsed {
+    pub recipe: Option<Recipe>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parse and validate recipe text.
+pub fn parse(source: &str) -> Parsed {
+    let (raw, mut diagnostics) = raw::parse(source);
+    let mut recipe = None;
+    if let Some(raw) = raw {
+        let (validated, more) = validate::validate(raw);
+        diagnostics.extend(more);
+        if !diagnostics.iter().any(Diagnostic::is_error) {
+            recipe = Some(validated);
+        }
+    }
+    diagnostics.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
+    Parsed { recipe, diagnostics }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_recipe_is_valid_and_clean() {
+        let parsed = parse(DEFAULT_RECIPE);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let recipe = parsed.recipe.unwrap();
+        assert_eq!(recipe.clients.len(), 4);
+        assert!(recipe.clients.iter().all(|c| c.model == Model::Pi4));
+        assert_eq!(recipe.server.dhcp, DhcpMode::Proxy);
+    }
+
+    #[test]
+    fn shipped_examples_are_valid_and_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let parsed = parse(&std::fs::read_to_string(&path).unwrap());
+                assert!(parsed.diagnostics.is_empty(), "{}: {:?}", path.display(), parsed.diagnostics);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3);
+    }
+
+    #[test]
+    fn tftp_prefix_follows_the_mode() {
+        let client = Client {
+            name: "n".into(),
+            model: Model::Pi4,
+            serial: Some(Serial(0xd978_0558)),
+            mac: Some("dc:a6:32:01:36:c2".parse().unwrap()),
+            address: None,
+            cmdline: None,
+            config_txt: None,
+            eeprom: vec![],
+        };
+        assert_eq!(client.tftp_prefix(0, "").as_deref(), Some("d9780558"));
+        assert_eq!(client.tftp_prefix(2, "").as_deref(), Some("dc-a6-32-01-36-c2"));
+        assert_eq!(client.tftp_prefix(1, "lab/").as_deref(), Some("lab"));
+        let pi3 = Client { model: Model::Pi3, ..client };
+        assert_eq!(pi3.tftp_prefix(2, "").as_deref(), Some("d9780558"));
+    }
+}

@@ -1,0 +1,654 @@
+//! From the raw TOML shape to a [`Recipe`]: defaults filled in, every value checked, and every
+//! problem collected with the span it is about and the fix.
+
+use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawLab, RawOs, RawRecipe, RawServer};
+use super::{
+    Client, DEFAULT_OS, DhcpMode, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe,
+    Serial, Server,
+};
+use crate::diagnostic::Diagnostic;
+use crate::eeprom::{Chip, bootconf};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::str::FromStr;
+use toml::Spanned;
+
+/// Earliest timestamp FAT can store (1980-01-01); the EEPROM's is a u32.
+const MIN_EPOCH: i64 = 315_532_800;
+
+#[derive(Default)]
+struct Report(Vec<Diagnostic>);
+
+impl Report {
+    fn error(&mut self, span: impl Into<Option<Range<usize>>>, message: impl Into<String>, help: impl Into<String>) {
+        self.0.push(Diagnostic::error(span, message).help(help));
+    }
+
+    fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    /// Parse an optional value with `FromStr`, reporting failure with `help`. Our own types
+    /// explain themselves; the only foreign one here is `Ipv4Addr`.
+    fn parse<T: FromStr<Err: std::fmt::Display>>(&mut self, value: &Opt<String>, help: &str) -> Option<T> {
+        let v = value.as_ref()?;
+        match v.get_ref().parse() {
+            Ok(t) => Some(t),
+            Err(why) => {
+                let why = why.to_string();
+                let message = if why.starts_with('`') { why } else { format!("`{}` is not an IPv4 address", v.get_ref()) };
+                self.error(v.span(), message, help);
+                None
+            }
+        }
+    }
+}
+
+/// Validate `raw`, filling in defaults. The recipe is only meaningful if no error was reported.
+pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
+    let mut r = Report::default();
+    let lab = lab(raw.lab, &mut r);
+    let os = os(raw.os, &mut r);
+    let server_span = raw.server.as_ref().map(|s| s.span());
+    let (server, dhcp_span) = server(raw.server.map(Spanned::into_inner).unwrap_or_default(), server_span, &mut r);
+    let raw_clients = raw.client.map(Spanned::into_inner).unwrap_or_default();
+    let models: Vec<Model> = raw_clients.iter().filter_map(|c| model_of(c.get_ref())).collect();
+    let chips = lab_chips(&models);
+    let eeprom = raw.eeprom.map(|t| eeprom_table(t.into_inner(), &chips, &mut r)).unwrap_or_default();
+    let mut clients = Vec::new();
+    let mut seen = Seen::default();
+    for (index, raw_client) in raw_clients.into_iter().enumerate() {
+        if let Some(c) = client(index, raw_client, &server, &dhcp_span, &eeprom, &mut seen, &mut r) {
+            clients.push(c);
+        }
+    }
+    if clients.is_empty() && !r.0.iter().any(Diagnostic::is_error) {
+        r.push(
+            Diagnostic::warning(None, "the recipe has no [[client]]: the lab will boot no Pi")
+                .help("add a [[client]] table with name, model and serial for each Pi"),
+        );
+    }
+    if let Some(range) = server.range {
+        let dynamic = clients.iter().filter(|c| c.address.is_none()).count() as u64;
+        if dynamic > range.len() {
+            r.push(Diagnostic::warning(
+                dhcp_span.clone(),
+                format!("the range {range} has {} addresses for {dynamic} clients without a fixed address", range.len()),
+            ));
+        }
+    }
+    (Recipe { lab, os, server, clients, eeprom }, r.0)
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
+    let Some(raw) = raw else {
+        r.error(None, "the recipe has no [lab] table", "add:\n[lab]\nname = \"my-lab\"");
+        return Lab { name: "lab".into(), seed: "lab".into(), source_date_epoch: None };
+    };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let name = match raw.name {
+        None => {
+            r.error(span, "[lab] has no `name`", "add name = \"my-lab\": lower-case letters, digits and '-'");
+            "lab".to_string()
+        }
+        Some(n) => {
+            if !is_dns_label(n.get_ref()) || n.get_ref().len() > 32 {
+                r.error(
+                    n.span(),
+                    format!("lab name `{}` is not usable in hostnames and file names", n.get_ref()),
+                    "use up to 32 lower-case letters, digits and '-', not starting or ending with '-'",
+                );
+            }
+            n.into_inner()
+        }
+    };
+    let seed = match raw.seed {
+        Some(s) if s.get_ref().is_empty() => {
+            r.error(s.span(), "`seed` is empty", "remove it to use the lab name, or write any non-empty text");
+            name.clone()
+        }
+        Some(s) => s.into_inner(),
+        None => name.clone(),
+    };
+    let source_date_epoch = raw.source_date_epoch.and_then(|t| {
+        let v = *t.get_ref();
+        if (MIN_EPOCH..=i64::from(u32::MAX)).contains(&v) {
+            Some(v as u32)
+        } else {
+            r.error(
+                t.span(),
+                format!("source_date_epoch {v} is out of range"),
+                format!("use Unix seconds from {MIN_EPOCH} (1980-01-01, FAT's first date) to {} (2106)", u32::MAX),
+            );
+            None
+        }
+    });
+    Lab { name, seed, source_date_epoch }
+}
+
+fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
+    let default = OsSource::Catalog(DEFAULT_OS.into());
+    let Some(raw) = raw else { return default };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    match (raw.catalog, raw.url, raw.sha256) {
+        (Some(_), Some(url), _) => {
+            r.error(url.span(), "[os] has both `catalog` and `url`", "keep one: a catalog name, or a url with its sha256");
+            default
+        }
+        (Some(name), None, sha) => {
+            if let Some(sha) = sha {
+                r.error(sha.span(), "`sha256` goes with `url`, not with `catalog`", "remove it: catalog images are pinned in bramble.lock");
+            }
+            if !OS_CATALOG.iter().any(|(n, _)| n == name.get_ref()) {
+                let names: Vec<&str> = OS_CATALOG.iter().map(|(n, _)| *n).collect();
+                r.error(
+                    name.span(),
+                    format!("`{}` is not in the OS catalog", name.get_ref()),
+                    format!("{}use one of: {}", suggest(name.get_ref(), &names), names.join(", ")),
+                );
+            }
+            OsSource::Catalog(name.into_inner())
+        }
+        (None, Some(url), sha) => {
+            let u = url.get_ref();
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                r.error(url.span(), format!("`{u}` is not an http(s) URL"), "write the full https:// address of the .img or .img.xz");
+            }
+            let sha256 = match sha {
+                None => {
+                    r.error(url.span(), "`url` needs the image's `sha256`", "add sha256 = \"…\" (64 hex digits, as sha256sum prints)");
+                    String::new()
+                }
+                Some(s) => {
+                    let v = s.get_ref();
+                    if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                        r.error(s.span(), "`sha256` is not 64 hex digits", "copy the hash sha256sum prints for the image file");
+                    }
+                    v.to_ascii_lowercase()
+                }
+            };
+            OsSource::Url { url: url.into_inner(), sha256 }
+        }
+        (None, None, Some(sha)) => {
+            r.error(sha.span(), "`sha256` without `url`", "add the image's url, or remove sha256 to use the default catalog image");
+            default
+        }
+        (None, None, None) => {
+            let _ = span;
+            default
+        }
+    }
+}
+
+/// `did you mean `x`? ` when one candidate is close, else nothing.
+fn suggest(given: &str, candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(given, c), *c))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, c)| format!("did you mean `{c}`? "))
+        .unwrap_or_default()
+}
+
+fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server, Option<Range<usize>>) {
+    let hostname = match raw.hostname {
+        Some(h) if !is_dns_label(h.get_ref()) => {
+            r.error(h.span(), format!("hostname `{}` is not a valid host name", h.get_ref()), "use lower-case letters, digits and '-' (at most 63)");
+            h.into_inner()
+        }
+        Some(h) => h.into_inner(),
+        None => "bramble".into(),
+    };
+    let interface = match raw.interface {
+        Some(i) => {
+            let v = i.get_ref();
+            if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', ':']) {
+                r.error(i.span(), format!("`{v}` is not an interface name"), "write the name `ip link` shows, e.g. eth0 or end0");
+            }
+            i.into_inner()
+        }
+        None => "eth0".into(),
+    };
+    let dhcp_span = raw.dhcp.as_ref().map(|d| d.span()).or(span.clone());
+    let dhcp = match &raw.dhcp {
+        None => DhcpMode::Proxy,
+        Some(d) => match d.get_ref().as_str() {
+            "proxy" => DhcpMode::Proxy,
+            "server" => DhcpMode::Server,
+            "off" => DhcpMode::Off,
+            other => {
+                r.error(
+                    d.span(),
+                    format!("dhcp = \"{other}\" is not a DHCP mode"),
+                    format!("{}use \"proxy\" (a router hands out addresses), \"server\" (Bramble does) or \"off\"", suggest(other, &["proxy", "server", "off"])),
+                );
+                DhcpMode::Proxy
+            }
+        },
+    };
+    let address: Option<Ipv4Net> = r.parse(&raw.address, "write the server's address with its prefix, e.g. \"10.42.0.1/24\"");
+    if let (Some(net), Some(a)) = (address, &raw.address)
+        && !net.is_host(net.addr)
+    {
+        r.error(a.span(), format!("{} is the subnet's network or broadcast address", net.addr), "give the server a host address, e.g. the .1 of the subnet");
+    }
+    if dhcp == DhcpMode::Server && address.is_none() && raw.address.is_none() {
+        r.error(dhcp_span.clone(), "dhcp = \"server\" needs the server's static `address`", "add address = \"10.42.0.1/24\" to [server]");
+    }
+    let gateway: Option<Ipv4Addr> = r.parse(&raw.gateway, "write an IPv4 address, e.g. \"10.42.0.254\"");
+    if let (Some(gw), Some(g)) = (gateway, &raw.gateway) {
+        match address {
+            Some(net) if !net.is_host(gw) => {
+                r.error(g.span(), format!("gateway {gw} is not on the lab subnet {}/{}", net.network(), net.prefix), "the gateway must be an address inside `address`'s subnet")
+            }
+            Some(net) if net.addr == gw => r.error(g.span(), "the gateway is the server's own address", "remove `gateway` if the server is the router"),
+            None if raw.address.is_none() => r.error(g.span(), "`gateway` without `address`", "set the server's static address too, or remove gateway (DHCP gives it)"),
+            _ => {}
+        }
+    }
+    let dns = raw
+        .dns
+        .map(|list| {
+            list.into_inner()
+                .into_iter()
+                .filter_map(|d| r.parse::<Ipv4Addr>(&Some(d), "write an IPv4 address, e.g. \"10.42.0.254\""))
+                .collect()
+        })
+        .unwrap_or_default();
+    let domain = raw.domain.map(|d| {
+        if d.get_ref().split('.').any(|label| !is_dns_label(label)) {
+            r.error(d.span(), format!("`{}` is not a domain name", d.get_ref()), "write e.g. \"lab.example\"");
+        }
+        d.into_inner()
+    });
+    let range: Option<Ipv4Range> = r.parse(&raw.range, "write FIRST-LAST, e.g. \"10.42.0.100-10.42.0.199\"");
+    match (&raw.range, dhcp) {
+        (Some(rs), DhcpMode::Proxy | DhcpMode::Off) => {
+            r.error(rs.span(), format!("`range` is only used with dhcp = \"server\" (this lab uses \"{dhcp}\")"), "remove it, or set dhcp = \"server\"")
+        }
+        (None, DhcpMode::Server) => r.error(dhcp_span.clone(), "dhcp = \"server\" needs a `range` to hand out", "add e.g. range = \"10.42.0.100-10.42.0.199\" to [server]"),
+        _ => {}
+    }
+    if let (Some(range), Some(rs), Some(net)) = (range, &raw.range, address) {
+        if !net.is_host(range.first) || !net.is_host(range.last) {
+            r.error(rs.span(), format!("range {range} is not inside the subnet {}/{}", net.network(), net.prefix), "choose addresses between the subnet's network and broadcast addresses");
+        } else if range.contains(net.addr) {
+            r.error(rs.span(), format!("range {range} contains the server's own address {}", net.addr), "start the range after the server's address");
+        } else if let Some(gw) = gateway.filter(|gw| range.contains(*gw)) {
+            r.error(rs.span(), format!("range {range} contains the gateway {gw}"), "keep the gateway out of the range");
+        }
+    }
+    let ssh_keys = raw
+        .ssh_keys
+        .map(|keys| keys.into_inner().into_iter().filter(|k| ssh_key(k, r)).map(Spanned::into_inner).collect())
+        .unwrap_or_default();
+    let user = match raw.user {
+        Some(u) => {
+            let v = u.get_ref();
+            let valid = !v.is_empty()
+                && v.len() <= 32
+                && v.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid {
+                r.error(u.span(), format!("`{v}` is not a valid user name"), "use lower-case letters, digits, '_' and '-', starting with a letter");
+            } else if v == "root" {
+                r.error(u.span(), "the lab user cannot be root", "name an ordinary user; it gets sudo");
+            }
+            u.into_inner()
+        }
+        None => "pi".into(),
+    };
+    let server = Server { hostname, interface, address, gateway, dns, domain, dhcp, range, ssh_keys, user };
+    (server, dhcp_span)
+}
+
+const SSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Whether an `ssh_keys` entry is a public key line; reports it if not.
+fn ssh_key(key: &Spanned<String>, r: &mut Report) -> bool {
+    let v = key.get_ref().trim();
+    if v.contains("PRIVATE KEY") {
+        r.error(key.span(), "this is a private key", "put the public key here (the .pub file); remove the private key from the recipe now");
+        return false;
+    }
+    let mut parts = v.split_whitespace();
+    let (kind, blob) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if !SSH_KEY_TYPES.contains(&kind) || blob.len() < 16 || !blob.starts_with("AAAA") {
+        r.error(key.span(), "not an SSH public key line", "paste one line of ~/.ssh/id_ed25519.pub: \"ssh-ed25519 AAAA… comment\"");
+        return false;
+    }
+    true
+}
+
+fn model_of(raw: &RawClient) -> Option<Model> {
+    Model::ALL.into_iter().find(|m| raw.model.as_ref().is_some_and(|s| s.get_ref() == m.name()))
+}
+
+/// The EEPROM chips in the lab, for checking `[eeprom]`; none means "no Pi 4/5 yet".
+fn lab_chips(models: &[Model]) -> Vec<Chip> {
+    let mut chips: Vec<Chip> = models.iter().filter_map(|m| m.eeprom_chip()).collect();
+    chips.sort();
+    chips.dedup();
+    chips
+}
+
+/// `[eeprom]`-style table to bootconf `KEY=VALUE` pairs, each checked for every chip present.
+fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let span = key.span().start..value.span().end;
+        let text = match value.get_ref() {
+            EepromValue::Int(n) if key.get_ref() == "BOOT_ORDER" && *n >= 0 => format!("{n:#x}"),
+            EepromValue::Int(n) => n.to_string(),
+            EepromValue::Bool(b) => u8::from(*b).to_string(),
+            EepromValue::Text(s) => s.clone(),
+        };
+        if text.contains(['\n', '\r']) {
+            r.error(span, format!("{} spans several lines", key.get_ref()), "a bootloader setting is one line");
+            continue;
+        }
+        let targets: Vec<Option<Chip>> = if chips.is_empty() { vec![None] } else { chips.iter().copied().map(Some).collect() };
+        let mut seen = Vec::new();
+        for chip in targets {
+            for f in bootconf::check_setting(key.get_ref(), &text, chip) {
+                if seen.contains(&f.message) {
+                    continue;
+                }
+                seen.push(f.message.clone());
+                let d = if f.error { Diagnostic::error(span.clone(), f.message) } else { Diagnostic::warning(span.clone(), f.message) };
+                r.push(match f.help {
+                    Some(h) => d.help(h),
+                    None => d,
+                });
+            }
+        }
+        out.push((key.into_inner(), text));
+    }
+    out
+}
+
+/// First place each identifier was used, to point duplicates back at it.
+#[derive(Default)]
+struct Seen {
+    names: HashMap<String, Range<usize>>,
+    serials: HashMap<Serial, Range<usize>>,
+    macs: HashMap<MacAddr, Range<usize>>,
+    addresses: HashMap<Ipv4Addr, Range<usize>>,
+}
+
+fn unique<K: Hash + Eq>(seen: &mut HashMap<K, Range<usize>>, key: K, span: Range<usize>, what: &str, shown: &str, r: &mut Report) {
+    if let Some(first) = seen.get(&key) {
+        r.push(
+            Diagnostic::error(span, format!("{what} {shown} is used by two clients"))
+                .related(first.clone(), "first used here")
+                .help(format!("each client needs its own {what}")),
+        );
+    } else {
+        seen.insert(key, span);
+    }
+}
+
+fn client(
+    index: usize,
+    raw: Spanned<RawClient>,
+    server: &Server,
+    dhcp_span: &Option<Range<usize>>,
+    lab_eeprom: &[(String, String)],
+    seen: &mut Seen,
+    r: &mut Report,
+) -> Option<Client> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let label = format!("[[client]] #{}", index + 1);
+    let name = match &raw.name {
+        None => {
+            r.error(span.clone(), format!("{label} has no `name`"), "add name = \"node1\": it is also the client's hostname");
+            None
+        }
+        Some(n) => {
+            if !is_dns_label(n.get_ref()) {
+                r.error(n.span(), format!("client name `{}` is not a valid host name", n.get_ref()), "use lower-case letters, digits and '-' (it becomes the hostname)");
+            }
+            unique(&mut seen.names, n.get_ref().clone(), n.span(), "name", n.get_ref(), r);
+            Some(n.get_ref().clone())
+        }
+    };
+    let label = name.as_ref().map_or(label, |n| format!("client `{n}`"));
+    let model = match &raw.model {
+        None => {
+            r.error(span.clone(), format!("{label} has no `model`"), "add model = \"pi3\", \"pi4\" or \"pi5\"");
+            None
+        }
+        Some(m) => {
+            let found = model_of(&raw);
+            if found.is_none() {
+                r.error(
+                    m.span(),
+                    format!("`{}` is not a model Bramble knows", m.get_ref()),
+                    format!(
+                        "{}use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4) or \"pi5\" (5, 500, CM5)",
+                        suggest(m.get_ref(), &["pi3", "pi4", "pi5"])
+                    ),
+                );
+            }
+            found
+        }
+    };
+    let serial: Option<Serial> = r.parse(&raw.serial, "the serial is on the bootloader's HDMI screen, or `grep Serial /proc/cpuinfo`");
+    if let (Some(s), Some(raw_s)) = (serial, &raw.serial) {
+        unique(&mut seen.serials, s, raw_s.span(), "serial", &s.to_string(), r);
+    }
+    let mac: Option<MacAddr> = r.parse(&raw.mac, "write six hex pairs, e.g. \"dc:a6:32:01:36:c2\" (`ethtool -P eth0` shows it)");
+    if let (Some(m), Some(raw_m)) = (mac, &raw.mac) {
+        if m.is_multicast() || m.0 == [0; 6] {
+            r.error(raw_m.span(), format!("{m} is not a board's address (multicast or zero)"), "copy the MAC from the board's label or `ethtool -P eth0`");
+        } else if !RASPBERRY_PI_OUIS.iter().any(|oui| m.0[..3] == oui[..]) {
+            r.push(
+                Diagnostic::warning(raw_m.span(), format!("{m} does not start with a Raspberry Pi prefix"))
+                    .help("Pis netboot only on their built-in Ethernet (b8:27:eb, dc:a6:32, e4:5f:01, 28:cd:c1, d8:3a:dd, 2c:cf:67); check the address"),
+            );
+        }
+        unique(&mut seen.macs, m, raw_m.span(), "MAC address", &m.to_string(), r);
+    }
+    if raw.serial.is_none() && raw.mac.is_none() {
+        r.error(span.clone(), format!("{label} has neither `serial` nor `mac`"), "add serial = \"…\" (8 hex digits): the Pi asks for its files under it");
+    }
+    let address: Option<Ipv4Addr> = r.parse(&raw.address, "write an IPv4 address, e.g. \"10.42.0.11\"");
+    if let (Some(ip), Some(raw_a)) = (address, &raw.address) {
+        if server.dhcp != DhcpMode::Server {
+            r.error(raw_a.span(), format!("a fixed `address` needs dhcp = \"server\" (this lab uses \"{}\")", server.dhcp), "remove it and reserve the address on your router, or let Bramble serve DHCP");
+        } else if let Some(net) = server.address {
+            if !net.is_host(ip) {
+                r.error(raw_a.span(), format!("{ip} is not a host address in the lab subnet {}/{}", net.network(), net.prefix), "pick an address inside the server's subnet");
+            } else if ip == net.addr || Some(ip) == server.gateway {
+                r.error(raw_a.span(), format!("{ip} is the server's or the gateway's address"), "pick a free address");
+            }
+        }
+        unique(&mut seen.addresses, ip, raw_a.span(), "address", &ip.to_string(), r);
+    }
+    if let Some(c) = raw.cmdline.as_ref().filter(|c| c.get_ref().contains(['\n', '\r'])) {
+        r.error(c.span(), "`cmdline` spans several lines", "the kernel command line is one line; separate arguments with spaces");
+    }
+    let eeprom = match (raw.eeprom, model) {
+        (Some(t), Some(Model::Pi3)) => {
+            r.error(t.span(), "a Pi 3 has no bootloader EEPROM", "remove this client's eeprom table");
+            Vec::new()
+        }
+        (Some(t), Some(m)) => eeprom_table(t.into_inner(), &lab_chips(&[m]), r),
+        (Some(t), None) => eeprom_table(t.into_inner(), &[], r),
+        (None, _) => Vec::new(),
+    };
+    let client = Client {
+        name: name?,
+        model: model?,
+        serial,
+        mac,
+        address,
+        cmdline: raw.cmdline.map(Spanned::into_inner),
+        config_txt: raw.config_txt.map(Spanned::into_inner),
+        eeprom,
+    };
+    check_prefix(&client, &raw.serial, &raw.mac, span, lab_eeprom, r);
+    let _ = dhcp_span;
+    Some(client)
+}
+
+/// The bootloader asks for files under a prefix (TFTP_PREFIX); the client needs the identifier
+/// that prefix is made of.
+fn check_prefix(client: &Client, serial: &Opt<String>, mac: &Opt<String>, span: Range<usize>, lab: &[(String, String)], r: &mut Report) {
+    let value = |key: &str| {
+        client.eeprom.iter().chain(lab).find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    };
+    let mode = if client.model == Model::Pi3 { 0 } else { value("TFTP_PREFIX").and_then(|v| v.parse().ok()).unwrap_or(0) };
+    let name = &client.name;
+    match mode {
+        0 if serial.is_none() => r.error(
+            span,
+            format!("client `{name}` has no `serial`, but the bootloader asks for files under it (TFTP_PREFIX=0)"),
+            "add serial = \"…\" (the bootloader's HDMI screen shows it), or set TFTP_PREFIX = 2 in [eeprom] to use MACs",
+        ),
+        2 if mac.is_none() => r.error(span, format!("client `{name}` has no `mac`, but TFTP_PREFIX=2 names its files by MAC"), "add mac = \"…\""),
+        1 if value("TFTP_PREFIX_STR").unwrap_or("").is_empty() => {
+            r.error(span, format!("client `{name}` uses TFTP_PREFIX=1 without TFTP_PREFIX_STR"), "set TFTP_PREFIX_STR, e.g. \"lab/\"")
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recipe::parse;
+
+    const BASE: &str = r#"
+[lab]
+name = "t"
+
+[server]
+dhcp = "server"
+address = "10.42.0.1/24"
+range = "10.42.0.100-10.42.0.199"
+"#;
+
+    fn errors(extra: &str) -> Vec<String> {
+        let src = format!("{BASE}{extra}");
+        parse(&src).diagnostics.into_iter().filter(|d| d.is_error()).map(|d| d.message).collect()
+    }
+
+    fn client(body: &str) -> String {
+        format!("[[client]]\nname = \"n1\"\nmodel = \"pi4\"\n{body}\n")
+    }
+
+    #[test]
+    fn a_good_client_passes() {
+        assert!(errors(&client("serial = \"d9780558\"\nmac = \"dc:a6:32:01:36:c2\"")).is_empty());
+    }
+
+    #[test]
+    fn malformed_identifiers_are_errors() {
+        assert!(errors(&client("serial = \"xyz\""))[0].contains("not a serial number"));
+        assert!(errors(&client("serial = \"d9780558\"\nmac = \"dc:a6:32:01:36\""))[0].contains("not a MAC address"));
+        assert!(errors(&client("serial = \"d9780558\"\naddress = \"10.42.0.300\""))[0].contains("not an IPv4 address"));
+    }
+
+    #[test]
+    fn duplicates_point_back_at_the_first() {
+        let two = format!("{}{}", client("serial = \"d9780558\""), client("serial = \"10000000d9780558\"").replace("n1", "n2"));
+        let src = format!("{BASE}{two}");
+        let parsed = parse(&src);
+        let dup = parsed.diagnostics.iter().find(|d| d.message.contains("used by two clients")).unwrap();
+        assert_eq!(dup.message, "serial d9780558 is used by two clients");
+        let first = dup.related.clone().unwrap().0;
+        assert_eq!(&src[first], "\"d9780558\"");
+        let names = format!("{}{}", client("serial = \"00000001\""), client("serial = \"00000002\""));
+        assert!(errors(&names).contains(&"name n1 is used by two clients".to_string()));
+    }
+
+    #[test]
+    fn range_and_addresses_must_fit_the_subnet() {
+        let src = "[lab]\nname = \"t\"\n[server]\ndhcp = \"server\"\naddress = \"10.42.0.1/24\"\nrange = \"10.42.0.100-10.42.1.10\"\n";
+        let errs: Vec<String> = parse(src).diagnostics.into_iter().map(|d| d.message).collect();
+        assert!(errs[0].contains("not inside the subnet 10.42.0.0/24"), "{errs:?}");
+        let src = src.replace("10.42.1.10", "10.42.0.10").replace("10.42.0.100", "10.42.0.1");
+        assert!(parse(&src).diagnostics[0].message.contains("contains the server's own address"));
+        assert!(errors(&client("serial = \"d9780558\"\naddress = \"10.43.0.5\""))[0].contains("not a host address in the lab subnet"));
+    }
+
+    #[test]
+    fn mode_rules_explain_themselves() {
+        let proxy = "[lab]\nname = \"t\"\n[server]\ndhcp = \"proxy\"\nrange = \"10.0.0.1-10.0.0.9\"\n";
+        assert!(parse(proxy).diagnostics.iter().any(|d| d.message.contains("only used with dhcp = \"server\"")));
+        let server = "[lab]\nname = \"t\"\n[server]\ndhcp = \"server\"\n";
+        let msgs: Vec<String> = parse(server).diagnostics.into_iter().map(|d| d.message).collect();
+        assert!(msgs.iter().any(|m| m.contains("needs the server's static `address`")));
+        assert!(msgs.iter().any(|m| m.contains("needs a `range`")));
+        let typo = "[lab]\nname = \"t\"\n[server]\ndhcp = \"proxi\"\n";
+        let d = &parse(typo).diagnostics[0];
+        assert!(d.help.as_deref().unwrap().starts_with("did you mean `proxy`?"));
+    }
+
+    #[test]
+    fn unknown_model_suggests_the_nearest() {
+        let d = parse(&format!("{BASE}[[client]]\nname = \"a\"\nmodel = \"pi4b\"\nserial = \"00000001\"\n")).diagnostics;
+        assert_eq!(d[0].message, "`pi4b` is not a model Bramble knows");
+        assert!(d[0].help.as_deref().unwrap().starts_with("did you mean `pi4`?"));
+    }
+
+    #[test]
+    fn prefix_mode_decides_which_identifier_is_needed() {
+        assert!(errors(&client("mac = \"dc:a6:32:01:36:c2\""))[0].contains("has no `serial`"));
+        let by_mac = format!("{}[eeprom]\nTFTP_PREFIX = 2\n", client("mac = \"dc:a6:32:01:36:c2\""));
+        assert!(errors(&by_mac).is_empty());
+        let by_mac_no_mac = format!("{}[eeprom]\nTFTP_PREFIX = 2\n", client("serial = \"d9780558\""));
+        assert!(errors(&by_mac_no_mac)[0].contains("has no `mac`"));
+    }
+
+    #[test]
+    fn eeprom_settings_are_checked_like_bootconf() {
+        let errs = errors(&format!("{}[eeprom]\nBOOT_ORDER = \"f21\"\nTFTP_PREFIX = 7\n", client("serial = \"d9780558\"")));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("no 0x prefix"));
+        assert!(errs[1].contains("between 0 and 2"));
+        let src = format!("{BASE}{}[eeprom]\nBOOT_ORDER = 0xf21\nBOOT_UART = true\n", client("serial = \"d9780558\""));
+        let recipe = parse(&src).recipe.unwrap();
+        assert_eq!(recipe.eeprom, vec![("BOOT_ORDER".into(), "0xf21".into()), ("BOOT_UART".into(), "1".into())]);
+        let pi3 = client("serial = \"d9780558\"\n[client.eeprom]\nBOOT_ORDER = 0xf21").replace("pi4", "pi3");
+        assert!(errors(&pi3)[0].contains("Pi 3 has no bootloader EEPROM"));
+    }
+
+    #[test]
+    fn secrets_and_junk_in_ssh_keys_are_refused() {
+        let src = "[lab]\nname = \"t\"\n[server]\nssh_keys = [\"-----BEGIN OPENSSH PRIVATE KEY-----\", \"hello\", \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG me\"]\n";
+        let msgs: Vec<String> = parse(src).diagnostics.into_iter().map(|d| d.message).collect();
+        assert_eq!(msgs[0], "this is a private key");
+        assert_eq!(msgs[1], "not an SSH public key line");
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+    }
+
+    #[test]
+    fn missing_lab_and_out_of_range_epoch() {
+        assert_eq!(parse("").diagnostics[0].message, "the recipe has no [lab] table");
+        let old = "[lab]\nname = \"t\"\nsource_date_epoch = 0\n";
+        assert!(parse(old).diagnostics[0].message.contains("out of range"));
+    }
+}
