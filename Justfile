@@ -9,6 +9,7 @@ cross_bin := "target/cross/aarch64-unknown-linux-gnu/release/bramble"
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
+    exec 1>&2   # stdout stays clean for recipes that print a result (`just cross`)
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     . /etc/os-release
     # e2fsprogs >= 1.47.1 (`mke2fs -d` from a tar, reproducible) and qemu 10 come from
@@ -23,12 +24,16 @@ setup:
         target=(-t bookworm-backports)
     fi
     # The aarch64 cross build uses Debian's rustc-web with the arm64 std (see `just cross`).
+    # clippy and rustfmt for `just lint`, where rustup manages the toolchain.
+    if command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
+        rustup component add clippy rustfmt
+    fi
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
         $sudo dpkg --add-architecture arm64
         touch /tmp/bramble-apt-stale
     fi
     pkgs=(
-        build-essential pkg-config git curl xz-utils ca-certificates
+        build-essential pkg-config git curl xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools
         atftp tftp-hpa busybox
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
@@ -55,8 +60,8 @@ setup:
     fi
     echo "setup: ok (e2fsprogs $e2fs, $(/usr/bin/rustc --version) for the aarch64 build)"
 
-# Everything: unit, property, integration and end-to-end tests.
-test:
+# Everything: unit, property, integration and end-to-end tests (installs what they need first).
+test: setup
     cargo test --locked --all-targets
 
 # Formatting and clippy, warnings are errors.
@@ -65,7 +70,7 @@ lint:
     cargo clippy --locked --all-targets -- -D warnings
 
 # Build bramble for aarch64 (the daemon inside the server image) and print where it is.
-cross:
+cross: setup
     #!/usr/bin/env bash
     set -euo pipefail
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

@@ -48,6 +48,17 @@ impl Diagnostic {
     }
 }
 
+/// "2 errors, 1 warning" (counts of each severity; zero counts left out, "no problems" if none).
+pub fn summary(diagnostics: &[Diagnostic]) -> String {
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    let parts: Vec<String> = [(count(Severity::Error), "error"), (count(Severity::Warning), "warning")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, word)| format!("{n} {word}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+    if parts.is_empty() { "no problems".into() } else { parts.join(", ") }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(source, offset.min(source.len()));
@@ -115,6 +126,15 @@ mod tests {
         assert_eq!(line_col(src, eq), (1, 3));
         let quote = src.find('"').unwrap();
         assert_eq!(line_col(src, quote), (2, 8));
+    }
+
+    #[test]
+    fn summaries_count_and_pluralise() {
+        let e = Diagnostic::error(None, "e");
+        let w = Diagnostic::warning(None, "w");
+        assert_eq!(summary(&[]), "no problems");
+        assert_eq!(summary(std::slice::from_ref(&e)), "1 error");
+        assert_eq!(summary(&[e.clone(), e, w]), "2 errors, 1 warning");
     }
 
     #[test]

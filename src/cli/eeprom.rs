@@ -1,7 +1,7 @@
 //! `bramble eeprom show|set|sign|card`: file handling around the pure `eeprom` module.
 
-use super::{Reported, styled_stderr};
-use crate::diagnostic::{Diagnostic, render};
+use super::{Reported, styled_stderr, to_stderr};
+use crate::diagnostic::{Diagnostic, render, summary};
 use crate::disk::{fat, mbr};
 use crate::eeprom::card::{self, UpdateFile};
 use crate::eeprom::image::{MAX_BOOTCONF_LEN, SectionKind};
@@ -9,6 +9,8 @@ use crate::eeprom::{Chip, EepromImage, bootconf, sig};
 use crate::output;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -146,33 +148,33 @@ fn show(args: ShowArgs) -> Result<()> {
     let image = parse_image(&args.image, &bytes)?;
     let config = image.bootconf().with_context(|| format!("{}", args.image.display()))?;
     if args.config_only {
-        use std::io::Write;
         std::io::stdout().write_all(config)?;
         return Ok(());
     }
     let chip = image.chip();
+    let mut out = String::new();
     let info = image.build_info();
     let text = String::from_utf8_lossy(config);
-    println!("{}", args.image.display());
-    println!("  chip        {chip} ({}), {} bytes", chip.boards(), image.len());
+    writeln!(out, "{}", args.image.display())?;
+    writeln!(out, "  chip        {chip} ({}), {} bytes", chip.boards(), image.len())?;
     let build = info.timestamp.map_or("unknown".into(), |t| format!("{} (BUILD_TIMESTAMP={t})", date(t)));
-    println!("  build       {build}, version {}", info.version.as_deref().unwrap_or("unknown"));
+    writeln!(out, "  build       {build}, version {}", info.version.as_deref().unwrap_or("unknown"))?;
     match image.update_timestamp() {
-        Some(ts) => println!("  updated     {} (update timestamp {ts})", date(u64::from(ts))),
-        None => println!("  updated     no update timestamp set"),
+        Some(ts) => writeln!(out, "  updated     {} (update timestamp {ts})", date(u64::from(ts)))?,
+        None => writeln!(out, "  updated     no update timestamp set")?,
     }
-    println!("  A/B         {}", if image.is_ab_capable() { "yes (partitions A and B)" } else { "no" });
+    writeln!(out, "  A/B         {}", if image.is_ab_capable() { "yes (partitions A and B)" } else { "no" })?;
     let capacity = image.bootconf_capacity().map_or("read-only".into(), |c| format!("{c}"));
-    let offset = image.sections().iter().find(|s| s.kind == SectionKind::File("bootconf.txt".into())).map_or(0, |s| s.offset);
-    println!("  bootconf    {} of {capacity} bytes, at {offset:#x}", config.len());
+    let offset = image.file_section("bootconf.txt").map_or(0, |s| s.offset);
+    writeln!(out, "  bootconf    {} of {capacity} bytes, at {offset:#x}", config.len())?;
     let (order, note) = match bootconf::effective(&text, "BOOT_ORDER").filter(|v| !v.is_empty()) {
         Some(v) => (v.to_string(), ""),
         None => (bootconf::DEFAULT_BOOT_ORDER.to_string(), " (not set: the bootloader's default)"),
     };
     let modes = bootconf::describe_boot_order(&order).unwrap_or_else(|why| format!("invalid: {why}"));
-    println!("  BOOT_ORDER  {order}{note}: {modes}");
+    writeln!(out, "  BOOT_ORDER  {order}{note}: {modes}")?;
     if args.sections {
-        println!("\nsections:\n  {:<10} {:<10} {:>8}  kind", "offset", "magic", "length");
+        writeln!(out, "\nsections:\n  {:<10} {:<10} {:>8}  kind", "offset", "magic", "length")?;
         for s in image.sections() {
             let kind = match &s.kind {
                 SectionKind::Bootcode => "bootcode".to_string(),
@@ -180,20 +182,24 @@ fn show(args: ShowArgs) -> Result<()> {
                 SectionKind::Padding => "padding".to_string(),
                 SectionKind::Opaque => "code/data".to_string(),
             };
-            println!("  {:#010x} {:#010x} {:>8}  {kind}", s.offset, s.magic, s.length);
+            writeln!(out, "  {:#010x} {:#010x} {:>8}  {kind}", s.offset, s.magic, s.length)?;
         }
     }
-    println!("\nbootconf.txt:\n{}", text.trim_end_matches('\n'));
+    writeln!(out, "\nbootconf.txt:\n{}", text.trim_end_matches('\n'))?;
+    std::io::stdout().write_all(out.as_bytes())?;
     Ok(())
 }
 
 /// Render diagnostics; fail if any is an error.
 fn report(diagnostics: &[Diagnostic], source: &str, name: &str, quiet: bool) -> Result<()> {
     let shown: Vec<Diagnostic> = diagnostics.iter().filter(|d| !quiet || d.is_error()).cloned().collect();
-    eprint!("{}", render(&shown, source, name, styled_stderr()));
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    if errors > 0 {
-        return Err(Reported(format!("{name}: {errors} error(s) in the bootloader configuration; nothing was written")).into());
+    to_stderr(&render(&shown, source, name, styled_stderr()));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(Reported(format!(
+            "{name}: {} in the bootloader configuration; nothing was written",
+            summary(diagnostics)
+        ))
+        .into());
     }
     Ok(())
 }
@@ -204,8 +210,9 @@ fn new_config(image: &EepromImage, args: &ConfigArgs, extra: &[(String, String)]
     let replacement = match &args.config {
         Some(path) => {
             let bytes = read(path, "bootloader config")?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("{} is not text (UTF-8); a bootconf.txt is plain ASCII", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!("{} is not text (UTF-8); a bootconf.txt is plain ASCII", path.display())
+            })?;
             report(&bootconf::check(&text, chip), &text, &path.display().to_string(), quiet)?;
             Some(text)
         }
@@ -246,7 +253,8 @@ fn set(args: SetArgs, quiet: bool) -> Result<()> {
         out = EepromImage::parse(&out)?.with_update_timestamp(ts)?;
     }
     output::write_file(&args.out, &out)?;
-    let order = bootconf::effective(std::str::from_utf8(&config).unwrap_or(""), "BOOT_ORDER").unwrap_or(bootconf::DEFAULT_BOOT_ORDER);
+    let order = bootconf::effective(std::str::from_utf8(&config).unwrap_or(""), "BOOT_ORDER")
+        .unwrap_or(bootconf::DEFAULT_BOOT_ORDER);
     tracing::info!(
         "wrote {}: bootconf.txt {} of {MAX_BOOTCONF_LEN} bytes, BOOT_ORDER={order} ({})",
         args.out.display(),
@@ -322,12 +330,16 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
         bail!("BOOT_ORDER is given twice (--boot-order and BOOT_ORDER=); keep one");
     }
     let config_sets_order = match &args.config.config {
-        Some(p) => bootconf::effective(&String::from_utf8_lossy(&read(p, "bootloader config")?), "BOOT_ORDER").is_some(),
+        Some(p) => {
+            bootconf::effective(&String::from_utf8_lossy(&read(p, "bootloader config")?), "BOOT_ORDER").is_some()
+        }
         None => false,
     };
     let extra: Vec<(String, String)> = match &args.boot_order {
         Some(order) => vec![("BOOT_ORDER".into(), order.clone())],
-        None if !sets_order && !config_sets_order => vec![("BOOT_ORDER".into(), "0xf21".into())],
+        None if !sets_order && !config_sets_order => {
+            vec![("BOOT_ORDER".into(), bootconf::NETWORK_BOOT_ORDER.into())]
+        }
         None => vec![],
     };
     let config = new_config(&image, &args.config, &extra, quiet)?;
@@ -353,13 +365,11 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
             chip.boards(),
             bootconf::describe_boot_order(order).unwrap_or_default()
         );
-        if !quiet {
-            eprintln!(
-                "next: flash {} to an SD card (Raspberry Pi Imager: \"Use custom\", or dd), put it in the Pi and \
-                 power on; when the bootloader is updated, remove the card",
-                out.display()
-            );
-        }
+        tracing::info!(
+            "next: flash {} to an SD card (Raspberry Pi Imager: \"Use custom\", or dd), put it in the Pi and \
+             power on; when the bootloader is updated, remove the card",
+            out.display()
+        );
     }
     Ok(())
 }
@@ -387,6 +397,11 @@ fn card_image(files: &[UpdateFile], ts: u32) -> Result<Vec<u8>> {
     let volume = fat::fat32_volume(&spec, &named)?;
     mbr::mbr_disk(
         disk_id,
-        &[mbr::MbrPartition { start_lba: card::CARD_START_LBA, kind: card::CARD_PARTITION_TYPE, bootable: false, content: &volume }],
+        &[mbr::MbrPartition {
+            start_lba: card::CARD_START_LBA,
+            kind: card::CARD_PARTITION_TYPE,
+            bootable: false,
+            content: &volume,
+        }],
     )
 }

@@ -36,9 +36,5 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 1) => Level::DEBUG,
         (false, _) => Level::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .event_format(CliFormat)
-        .init();
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).event_format(CliFormat).init();
 }

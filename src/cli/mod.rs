@@ -52,6 +52,17 @@ pub(crate) fn styled_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// Diagnostics and summaries for a person; a closed stderr is not worth failing over.
+pub(crate) fn to_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// `bramble … | head` closes stdout early; that ends the command, it is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 /// Run the command line and return the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,8 +74,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            to_stderr(&format!("error: {e:#}\n"));
             ExitCode::from(1)
         }
     }

@@ -1,9 +1,10 @@
 //! `bramble validate [RECIPE]`.
 
-use super::{Reported, styled_stderr};
-use crate::diagnostic::{Severity, render};
+use super::{Reported, styled_stderr, to_stderr};
+use crate::diagnostic::{render, summary};
 use crate::recipe::{self, DEFAULT_RECIPE, DEFAULT_RECIPE_NAME, OsSource};
 use anyhow::{Context, Result};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -27,11 +28,10 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let (name, source) = read_recipe(args.recipe.as_ref())?;
     let parsed = recipe::parse(&source);
     let shown: Vec<_> = parsed.diagnostics.iter().filter(|d| !quiet || d.is_error()).cloned().collect();
-    eprint!("{}", render(&shown, &source, &name, styled_stderr()));
-    let count = |s: Severity| parsed.diagnostics.iter().filter(|d| d.severity == s).count();
-    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    to_stderr(&render(&shown, &source, &name, styled_stderr()));
+    let found = summary(&parsed.diagnostics);
     let Some(recipe) = parsed.recipe else {
-        return Err(Reported(format!("{name}: {errors} error(s), {warnings} warning(s); nothing was changed")).into());
+        return Err(Reported(format!("{name}: {found}")).into());
     };
     let models: Vec<String> = recipe
         .models()
@@ -42,12 +42,15 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         OsSource::Catalog(name) => name.clone(),
         OsSource::Url { url, .. } => url.clone(),
     };
-    println!(
-        "{name}: ok ({warnings} warning(s)): lab `{}`, {} client(s) ({}), dhcp {}, os {os}",
+    let note = if parsed.diagnostics.is_empty() { String::new() } else { format!(" ({found})") };
+    let n = recipe.clients.len();
+    let line = format!(
+        "{name}: ok{note}: lab `{}`, {n} client{} ({}), dhcp {}, os {os}\n",
         recipe.lab.name,
-        recipe.clients.len(),
+        if n == 1 { "" } else { "s" },
         models.join(", "),
         recipe.server.dhcp
     );
+    std::io::stdout().write_all(line.as_bytes())?;
     Ok(())
 }

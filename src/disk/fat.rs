@@ -90,7 +90,8 @@ pub fn fat32_volume(spec: &Fat32Spec, files: &[(&str, &[u8])]) -> Result<Vec<u8>
         let mut sorted = files.to_vec();
         sorted.sort_by_key(|(name, _)| *name);
         for (name, bytes) in sorted {
-            let mut file = fs.root_dir().create_file(name).with_context(|| format!("creating {name} on the FAT volume"))?;
+            let mut file =
+                fs.root_dir().create_file(name).with_context(|| format!("creating {name} on the FAT volume"))?;
             file.truncate()?;
             file.write_all(bytes).with_context(|| format!("writing {name} to the FAT volume (is it full?)"))?;
         }

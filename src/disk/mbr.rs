@@ -62,11 +62,9 @@ mod tests {
     #[test]
     fn table_bytes_follow_the_mbr_layout() {
         let content = vec![0xAB; 4096];
-        let disk = mbr_disk(
-            0x0a7b_5ac5,
-            &[MbrPartition { start_lba: 2048, kind: 0x0c, bootable: false, content: &content }],
-        )
-        .unwrap();
+        let disk =
+            mbr_disk(0x0a7b_5ac5, &[MbrPartition { start_lba: 2048, kind: 0x0c, bootable: false, content: &content }])
+                .unwrap();
         assert_eq!(disk.len(), 2048 * 512 + 4096);
         assert_eq!(&disk[440..444], &0x0a7b_5ac5u32.to_le_bytes());
         assert_eq!(&disk[510..512], &[0x55, 0xAA]);

@@ -25,7 +25,10 @@ pub enum LineKind<'a> {
     Blank,
     Comment,
     Section(&'a str),
-    Setting { key: &'a str, value: &'a str },
+    Setting {
+        key: &'a str,
+        value: &'a str,
+    },
     /// Neither blank, comment, section nor `KEY=VALUE`; the bootloader ignores it.
     Other,
 }
@@ -91,9 +94,10 @@ pub fn set(text: &str, key: &str, value: &str) -> String {
     let all = lines(text);
     let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let setting = format!("{key}={value}");
-    let existing = all.iter().rev().find(|l| {
-        l.scope == Scope::Always && matches!(l.kind, LineKind::Setting { key: k, .. } if k == key)
-    });
+    let existing = all
+        .iter()
+        .rev()
+        .find(|l| l.scope == Scope::Always && matches!(l.kind, LineKind::Setting { key: k, .. } if k == key));
     if let Some(line) = existing {
         return format!("{}{setting}{}", &text[..line.range.start], &text[line.range.end..]);
     }
@@ -138,6 +142,9 @@ pub fn boot_mode_name(nibble: u8) -> Option<&'static str> {
 
 /// The bootloader's default when `BOOT_ORDER` is unset or empty.
 pub const DEFAULT_BOOT_ORDER: &str = "0xf41";
+/// What Bramble writes unless told otherwise: SD card first (so a card can still rescue a
+/// board), then network, repeat; the documentation's network-boot example.
+pub const NETWORK_BOOT_ORDER: &str = "0xf21";
 
 /// `BOOT_ORDER`'s nibbles in the order the bootloader tries them (least significant first).
 pub fn parse_boot_order(value: &str) -> Result<Vec<u8>, String> {
@@ -311,7 +318,9 @@ fn unknown_key(key: &str) -> Finding {
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .filter(|(score, _)| *score > 0.85);
     let help = match nearest {
-        Some((_, k)) => format!("did you mean {k}? It is kept as written; the bootloader ignores keys it does not know"),
+        Some((_, k)) => {
+            format!("did you mean {k}? It is kept as written; the bootloader ignores keys it does not know")
+        }
         None => "it is kept as written; the bootloader ignores keys it does not know".into(),
     };
     Finding::warning(format!("{key} is not a documented bootloader property"), help)
@@ -349,10 +358,9 @@ fn check_value(key: &str, kind: Kind, value: &str) -> Result<(), Invalid> {
             Ok(_) => Ok(()),
             Err(_) => fail("is not a dotted IPv4 address".into(), &format!("write e.g. {key}=192.168.1.10")),
         },
-        Kind::Text(max) if value.len() > max => fail(
-            format!("is {} characters long; the bootloader takes at most {max}", value.len()),
-            "shorten it",
-        ),
+        Kind::Text(max) if value.len() > max => {
+            fail(format!("is {} characters long; the bootloader takes at most {max}", value.len()), "shorten it")
+        }
         Kind::Text(_) => Ok(()),
         Kind::Mac => {
             let parts: Vec<&str> = value.split(':').collect();
@@ -439,13 +447,18 @@ pub fn check(text: &str, chip: Option<Chip>) -> Vec<Diagnostic> {
                 if key.trim() != key || value.trim_start() != value {
                     let fixed = format!("{}={}", key.trim(), value.trim());
                     out.push(
-                        Diagnostic::error(line.range.clone(), "spaces around `=`: the bootloader would not see this setting")
-                            .help(format!("write `{fixed}`")),
+                        Diagnostic::error(
+                            line.range.clone(),
+                            "spaces around `=`: the bootloader would not see this setting",
+                        )
+                        .help(format!("write `{fixed}`")),
                     );
                     continue;
                 }
                 for f in check_setting(key, value, chip) {
-                    let d = if f.error { Diagnostic::error(line.range.clone(), f.message) } else {
+                    let d = if f.error {
+                        Diagnostic::error(line.range.clone(), f.message)
+                    } else {
                         Diagnostic::warning(line.range.clone(), f.message)
                     };
                     out.push(match f.help {
@@ -467,14 +480,18 @@ pub fn check(text: &str, chip: Option<Chip>) -> Vec<Diagnostic> {
         if line.scope != Scope::Always {
             continue;
         }
-        let earlier = all[..i].iter().rev().find(|l| {
-            l.scope == Scope::Always && matches!(l.kind, LineKind::Setting { key: k, .. } if k == key)
-        });
+        let earlier = all[..i]
+            .iter()
+            .rev()
+            .find(|l| l.scope == Scope::Always && matches!(l.kind, LineKind::Setting { key: k, .. } if k == key));
         if let Some(first) = earlier {
             out.push(
-                Diagnostic::warning(line.range.clone(), format!("{key} is set again; this value overrides line {}", first.number))
-                    .related(first.range.clone(), "first set here")
-                    .help("remove one of the two lines"),
+                Diagnostic::warning(
+                    line.range.clone(),
+                    format!("{key} is set again; this value overrides line {}", first.number),
+                )
+                .related(first.range.clone(), "first set here")
+                .help("remove one of the two lines"),
             );
         }
     }
@@ -522,7 +539,10 @@ mod tests {
             "[all]\nBOOT_UART=0\nBOOT_ORDER=0xf21\n[config.txt]\ndtoverlay=disable-wifi\n"
         );
         let after_filter = "[pi4]\nX=1\n[config.txt]\nY=2\n";
-        assert_eq!(set(after_filter, "BOOT_ORDER", "0xf21"), "[pi4]\nX=1\n[all]\nBOOT_ORDER=0xf21\n[config.txt]\nY=2\n");
+        assert_eq!(
+            set(after_filter, "BOOT_ORDER", "0xf21"),
+            "[pi4]\nX=1\n[all]\nBOOT_ORDER=0xf21\n[config.txt]\nY=2\n"
+        );
     }
 
     #[test]
@@ -617,6 +637,46 @@ mod tests {
     fn real_configs_are_clean() {
         for text in [PI4, "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf461\nNET_INSTALL_AT_POWER_ON=1\n"] {
             assert!(check(text, None).is_empty());
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Config-shaped text: sections, settings, comments, junk, CRLF or LF.
+        fn config_text() -> impl Strategy<Value = String> {
+            proptest::string::string_regex(
+                "((\\[(all|none|pi4|pi5|gpio8=0|config.txt)\\]|[A-Z_]{1,8}=[0-9a-fx. ]{0,6}|#[ -~]{0,8}|[ -~]{0,8}|)(\r?\n))*[ -~]{0,8}",
+            )
+            .unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn set_makes_the_value_effective_and_keeps_the_rest(
+                text in config_text(),
+                key in "[A-Z_]{1,8}",
+                value in "[ -~]{0,12}",
+            ) {
+                let out = set(&text, &key, &value);
+                prop_assert_eq!(effective(&out, &key), Some(value.as_str()));
+                // Every other key's effective value is unchanged.
+                for line in lines(&text) {
+                    if let LineKind::Setting { key: other, .. } = line.kind && other != key {
+                        prop_assert_eq!(effective(&out, other), effective(&text, other));
+                    }
+                }
+                let _ = check(&out, None);
+            }
+
+            #[test]
+            fn any_text_can_be_checked(text in any::<String>()) {
+                let _ = check(&text, Some(Chip::Bcm2712));
+                let _ = set(&text, "BOOT_ORDER", "0xf21");
+            }
         }
     }
 }

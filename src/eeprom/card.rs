@@ -36,7 +36,12 @@ pub fn edited_config(current: &str, replacement: Option<&str>, edits: &[(String,
 
 /// The update files for `image` with `config` as its bootconf.txt, stamped with `ts`, in the
 /// order they are written.
-pub fn update_files(image: &EepromImage, config: &[u8], ts: u32, recovery: Vec<u8>) -> Result<Vec<UpdateFile>, ImageError> {
+pub fn update_files(
+    image: &EepromImage,
+    config: &[u8],
+    ts: u32,
+    recovery: Vec<u8>,
+) -> Result<Vec<UpdateFile>, ImageError> {
     let configured = image.with_bootconf(config)?;
     let upd = EepromImage::parse(&configured)?.with_update_timestamp(ts)?;
     let signature = sig::digest_file(&upd, u64::from(ts), image.chip());

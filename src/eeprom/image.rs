@@ -133,14 +133,14 @@ pub enum ImageError {
     NoBootconf,
     #[error("has no bootconf.txt section inside the writable partition (0x10000..0x107000)")]
     NoWritableBootconf,
-    #[error(
-        "cannot take a bootconf.txt of {len} bytes: the bootloader allows at most {max} bytes; shorten the config"
-    )]
+    #[error("cannot take a bootconf.txt of {len} bytes: the bootloader allows at most {max} bytes; shorten the config")]
     ConfigTooLarge { len: usize, max: usize },
     #[error(
         "cannot take a bootconf.txt of {len} bytes: this image has room for {room} bytes there; shorten the config"
     )]
     ConfigDoesNotFit { len: usize, room: usize },
+    #[error("is damaged: with the new bootconf.txt in place, the image {0}; start from an unmodified image")]
+    Damaged(Box<ImageError>),
     #[error("has an updatetime section at offset {offset:#x} that is not 8 bytes long")]
     BadUpdatetime { offset: usize },
 }
@@ -233,9 +233,14 @@ impl<'a> EepromImage<'a> {
         &self.sections
     }
 
+    /// The first file section with this name.
+    pub fn file_section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.is_file(name))
+    }
+
     /// The content of the first file section with this name.
     pub fn file(&self, name: &str) -> Option<&'a [u8]> {
-        let section = self.sections.iter().find(|s| s.is_file(name))?;
+        let section = self.file_section(name)?;
         Some(&self.bytes[section.content_range()])
     }
 
@@ -252,7 +257,7 @@ impl<'a> EepromImage<'a> {
     /// The embedded version strings, found the way `rpi-eeprom-update` finds them: anywhere in the image.
     pub fn build_info(&self) -> BuildInfo {
         let field = |tag: &[u8], ok: fn(u8) -> bool| -> Option<String> {
-            let at = find(self.bytes, tag)? + tag.len();
+            let at = memchr::memmem::find(self.bytes, tag)? + tag.len();
             let value: Vec<u8> = self.bytes[at..].iter().copied().take_while(|&b| ok(b)).collect();
             (!value.is_empty()).then(|| String::from_utf8_lossy(&value).into_owned())
         };
@@ -277,11 +282,8 @@ impl<'a> EepromImage<'a> {
     /// Content offsets of the `updatetime` sections to write, if the image has them in its
     /// read-only stage (Pi 5); empty for images that keep the timestamp in scratch space (Pi 4).
     fn updatetime_offsets(&self) -> Result<Vec<usize>, ImageError> {
-        let found: Vec<&Section> = self
-            .sections
-            .iter()
-            .filter(|s| s.is_file(UPDATETIME) && s.offset < WRITABLE_END)
-            .collect();
+        let found: Vec<&Section> =
+            self.sections.iter().filter(|s| s.is_file(UPDATETIME) && s.offset < WRITABLE_END).collect();
         if !found.iter().any(|s| s.offset < READ_ONLY_SIZE) {
             return Ok(Vec::new());
         }
@@ -342,6 +344,11 @@ impl<'a> EepromImage<'a> {
             let pad_len = (gap - SECTION_HEADER_LEN) as u32;
             out[aligned + 4..aligned + 8].copy_from_slice(&pad_len.to_be_bytes());
         }
+        // A damaged image can hide junk past where its chain ends; the new padding may now lead
+        // the walk into it. Never hand out an image the bootloader could not walk.
+        if let Err(e) = EepromImage::parse(&out) {
+            return Err(ImageError::Damaged(Box::new(e)));
+        }
         Ok(out)
     }
 
@@ -361,14 +368,10 @@ impl<'a> EepromImage<'a> {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eeprom::test_fixtures::{Fixture, FIXTURES};
+    use crate::eeprom::test_fixtures::{FIXTURES, Fixture};
 
     #[test]
     fn fixtures_parse_with_expected_layout() {
@@ -476,5 +479,102 @@ mod tests {
         let mut overrun = bytes.clone();
         overrun[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(EepromImage::parse(&overrun).unwrap_err(), ImageError::Overrun { offset: 0, .. }));
+    }
+
+    #[test]
+    fn junk_hidden_past_the_chain_end_is_refused_not_written() {
+        // Found by the property test: partition B's header broken, and the padding after
+        // bootconf.txt shortened so that the walk stops before reaching it.
+        let mut bytes = FIXTURES[1].image();
+        bytes[0x107000] = 0;
+        bytes[0xa305e] = 0;
+        let image = EepromImage::parse(&bytes).unwrap();
+        let err = image.with_bootconf(b"BOOT_ORDER=0xf21\n").unwrap_err();
+        assert_eq!(err, ImageError::Damaged(Box::new(ImageError::BadMagic { offset: 0x107000, magic: 0x00aa_feef })));
+        assert!(err.to_string().starts_with("is damaged: with the new bootconf.txt in place, the image has a corrupt"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use std::sync::OnceLock;
+
+        fn images() -> &'static [Vec<u8>] {
+            static IMAGES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+            IMAGES.get_or_init(|| FIXTURES.iter().map(Fixture::image).collect())
+        }
+
+        /// Everything a caller may do with a parsed image; none of it may panic.
+        fn exercise(bytes: &[u8]) {
+            if let Ok(image) = EepromImage::parse(bytes) {
+                let _ = image.bootconf();
+                let _ = image.build_info();
+                let _ = image.update_timestamp();
+                let _ = image.bootconf_capacity();
+                let _ = image.is_ab_capable();
+                match image.with_bootconf(b"[all]\nBOOT_ORDER=0xf21\n") {
+                    Ok(out) => assert!(EepromImage::parse(&out).is_ok()),
+                    Err(
+                        ImageError::Damaged(_) | ImageError::NoWritableBootconf | ImageError::ConfigDoesNotFit { .. },
+                    ) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+                let _ = image.with_update_timestamp(1_800_000_000);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn mutated_images_never_panic(
+                which in 0..2usize,
+                edits in vec((any::<prop::sample::Index>(), 0..8usize, any::<u8>(), any::<bool>()), 1..16),
+                cut in proptest::option::weighted(0.1, any::<prop::sample::Index>()),
+            ) {
+                let mut bytes = images()[which].clone();
+                let sections = EepromImage::parse(&bytes).unwrap().sections().to_vec();
+                for (index, within, value, on_header) in edits {
+                    // Half the edits hit section headers, where the walker makes its decisions.
+                    let at = if on_header { index.get(&sections).offset + within } else { index.index(bytes.len()) };
+                    bytes[at] = value;
+                }
+                if let Some(cut) = cut {
+                    bytes.truncate(cut.index(bytes.len()));
+                }
+                exercise(&bytes);
+            }
+
+            #[test]
+            fn random_section_chains_never_panic(
+                big in any::<bool>(),
+                chain in vec((0u32..16, 0u32..16, 0u32..0x30000, vec(any::<u8>(), 0..16)), 0..40),
+            ) {
+                let mut bytes = vec![0xFFu8; if big { SIZE_2712 } else { SIZE_2711 }];
+                let mut at = 0;
+                for (i, (kind, middle, length, name)) in chain.into_iter().enumerate() {
+                    let magic = if i == 0 { MAGIC_BOOTCODE } else { 0x55AA_F00F | (kind << 4) | (middle << 8) };
+                    if at + 24 + name.len() > bytes.len() { break; }
+                    bytes[at..at + 4].copy_from_slice(&magic.to_be_bytes());
+                    bytes[at + 4..at + 8].copy_from_slice(&length.to_be_bytes());
+                    bytes[at + 8..at + 8 + name.len()].copy_from_slice(&name);
+                    at = align8(at + 8 + length as usize);
+                }
+                exercise(&bytes);
+            }
+
+            #[test]
+            fn any_config_round_trips_and_restores(which in 0..2usize, config in vec(any::<u8>(), 0..=MAX_BOOTCONF_LEN)) {
+                let original = &images()[which];
+                let image = EepromImage::parse(original).unwrap();
+                let written = image.with_bootconf(&config).unwrap();
+                let reparsed = EepromImage::parse(&written).unwrap();
+                prop_assert_eq!(reparsed.bootconf().unwrap(), config.as_slice());
+                prop_assert_eq!(reparsed.chip(), image.chip());
+                let restored = reparsed.with_bootconf(image.bootconf().unwrap()).unwrap();
+                prop_assert!(&restored == original);
+            }
+        }
     }
 }

@@ -34,9 +34,9 @@ pub const FIXTURES: &[Fixture] = &[
 
 /// `BRAMBLE_FIXTURES` or the shared folder beside the repository.
 pub fn root() -> PathBuf {
-    std::env::var_os("BRAMBLE_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom")
-    })
+    std::env::var_os("BRAMBLE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom"))
 }
 
 impl Fixture {

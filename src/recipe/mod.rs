@@ -28,8 +28,8 @@ pub struct Recipe {
     pub os: OsSource,
     pub server: Server,
     pub clients: Vec<Client>,
-    /// Bootloader settings for every Pi 4/5 (`[eeprom]`), in key order; values as bootconf.txt
-    /// writes them.
+    /// Bootloader settings for every Pi 4/5 (`[eeprom]`, `BOOT_ORDER` defaulting to 0xf21), in
+    /// key order; values as bootconf.txt writes them.
     pub eeprom: Vec<(String, String)>,
 }
 
@@ -253,5 +253,39 @@ mod tests {
         assert_eq!(client.tftp_prefix(1, "lab/").as_deref(), Some("lab"));
         let pi3 = Client { model: Model::Pi3, ..client };
         assert_eq!(pi3.tftp_prefix(2, "").as_deref(), Some("d9780558"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_without_panic(text in any::<String>()) {
+                let parsed = parse(&text);
+                prop_assert!(parsed.recipe.is_some() || parsed.diagnostics.iter().any(Diagnostic::is_error));
+            }
+
+            #[test]
+            fn damaged_recipes_are_diagnosed_not_panicked(
+                cuts in proptest::collection::vec((any::<prop::sample::Index>(), "[ -~\\n]{0,6}"), 1..6),
+            ) {
+                let mut text = DEFAULT_RECIPE.to_string();
+                for (at, insert) in cuts {
+                    let mut i = at.index(text.len() + 1);
+                    while !text.is_char_boundary(i) { i -= 1; }
+                    text.insert_str(i, &insert);
+                }
+                let parsed = parse(&text);
+                for d in &parsed.diagnostics {
+                    if let Some(span) = &d.span {
+                        prop_assert!(span.start <= span.end && span.end <= text.len());
+                    }
+                }
+                let _ = crate::diagnostic::render(&parsed.diagnostics, &text, "x.toml", false);
+            }
+        }
     }
 }

@@ -34,7 +34,8 @@ impl FromStr for MacAddr {
             if part.len() != 2 {
                 return Err(format!("`{s}` is not a MAC address: `{part}` is not a hex pair"));
             }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("`{s}` is not a MAC address: `{part}` is not hex"))?;
+            *byte =
+                u8::from_str_radix(part, 16).map_err(|_| format!("`{s}` is not a MAC address: `{part}` is not hex"))?;
         }
         Ok(MacAddr(mac))
     }
@@ -110,7 +111,8 @@ impl Ipv4Net {
 impl FromStr for Ipv4Net {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("`{s}` has no prefix length; write e.g. 10.42.0.1/24"))?;
+        let (addr, prefix) =
+            s.split_once('/').ok_or_else(|| format!("`{s}` has no prefix length; write e.g. 10.42.0.1/24"))?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
         let prefix: u8 = prefix.parse().ok().filter(|p| (1..=30).contains(p)).ok_or_else(|| {
             format!("`/{prefix}` is not a usable prefix length; a lab subnet is /1 to /30, usually /24")
@@ -147,7 +149,9 @@ impl Ipv4Range {
 impl FromStr for Ipv4Range {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, b) = s.split_once('-').ok_or_else(|| format!("`{s}` is not a range; write FIRST-LAST, e.g. 10.42.0.100-10.42.0.199"))?;
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}` is not a range; write FIRST-LAST, e.g. 10.42.0.100-10.42.0.199"))?;
         let first: Ipv4Addr = a.trim().parse().map_err(|_| format!("`{}` is not an IPv4 address", a.trim()))?;
         let last: Ipv4Addr = b.trim().parse().map_err(|_| format!("`{}` is not an IPv4 address", b.trim()))?;
         if first > last {
@@ -172,7 +176,9 @@ mod tests {
         let mac: MacAddr = "DC-A6-32-01-36-C2".parse().unwrap();
         assert_eq!(mac.to_string(), "dc:a6:32:01:36:c2");
         assert_eq!(mac.dashed(), "dc-a6-32-01-36-c2");
-        for bad in ["dc:a6:32:01:36", "dc:a6:32:01:36:c2:00", "dc:a6:32:01:36:zz", "dca6.3201.36c2", "d:ca6:32:01:36:c2"] {
+        for bad in
+            ["dc:a6:32:01:36", "dc:a6:32:01:36:c2:00", "dc:a6:32:01:36:zz", "dca6.3201.36c2", "d:ca6:32:01:36:c2"]
+        {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
         assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());

@@ -112,10 +112,14 @@ pub fn parse(source: &str) -> (Option<RawRecipe>, Vec<Diagnostic>) {
 fn count_entries(table: &DeTable) -> usize {
     table
         .values()
-        .map(|v| 1 + match v.get_ref() {
-            DeValue::Table(t) => count_entries(t),
-            DeValue::Array(a) => a.iter().map(|e| if let DeValue::Table(t) = e.get_ref() { count_entries(t) } else { 0 }).sum(),
-            _ => 0,
+        .map(|v| {
+            1 + match v.get_ref() {
+                DeValue::Table(t) => count_entries(t),
+                DeValue::Array(a) => {
+                    a.iter().map(|e| if let DeValue::Table(t) = e.get_ref() { count_entries(t) } else { 0 }).sum()
+                }
+                _ => 0,
+            }
         })
         .sum()
 }
@@ -131,7 +135,9 @@ fn remove_entry_at(table: &mut DeTable, span: &std::ops::Range<usize>) -> Vec<St
         let name = key.get_ref().to_string();
         let value = table.get_mut(key).expect("key listed above");
         let deeper = match value.get_mut() {
-            DeValue::Table(inner) => Some(remove_entry_at(inner, span)).filter(|p| !p.is_empty()).map(|p| [vec![name.clone()], p].concat()),
+            DeValue::Table(inner) => {
+                Some(remove_entry_at(inner, span)).filter(|p| !p.is_empty()).map(|p| [vec![name.clone()], p].concat())
+            }
             DeValue::Array(items) => items.iter_mut().enumerate().find_map(|(i, item)| match item.get_mut() {
                 DeValue::Table(inner) => Some(remove_entry_at(inner, span))
                     .filter(|p| !p.is_empty())
@@ -194,8 +200,11 @@ fn explain(message: &str, span: std::ops::Range<usize>, path: &[String]) -> Diag
         return Diagnostic::error(span, format!("`{key}` {}: expected {expected}, found {found}", place(path)));
     }
     if message.contains("did not match any variant of untagged enum EepromValue") {
-        return Diagnostic::error(span, format!("`{key}` {}: a bootloader setting is a string or an integer", place(path)))
-            .help(format!("write e.g. {key} = \"value\" or {key} = 0xf21"));
+        return Diagnostic::error(
+            span,
+            format!("`{key}` {}: a bootloader setting is a string or an integer", place(path)),
+        )
+        .help(format!("write e.g. {key} = \"value\" or {key} = 0xf21"));
     }
     Diagnostic::error(span, format!("`{key}` {}: {message}", place(path)))
 }

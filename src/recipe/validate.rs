@@ -3,8 +3,8 @@
 
 use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawLab, RawOs, RawRecipe, RawServer};
 use super::{
-    Client, DEFAULT_OS, DhcpMode, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe,
-    Serial, Server,
+    Client, DEFAULT_OS, DhcpMode, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS,
+    Recipe, Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
 use crate::eeprom::{Chip, bootconf};
@@ -38,7 +38,8 @@ impl Report {
             Ok(t) => Some(t),
             Err(why) => {
                 let why = why.to_string();
-                let message = if why.starts_with('`') { why } else { format!("`{}` is not an IPv4 address", v.get_ref()) };
+                let message =
+                    if why.starts_with('`') { why } else { format!("`{}` is not an IPv4 address", v.get_ref()) };
                 self.error(v.span(), message, help);
                 None
             }
@@ -56,7 +57,11 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let raw_clients = raw.client.map(Spanned::into_inner).unwrap_or_default();
     let models: Vec<Model> = raw_clients.iter().filter_map(|c| model_of(c.get_ref())).collect();
     let chips = lab_chips(&models);
-    let eeprom = raw.eeprom.map(|t| eeprom_table(t.into_inner(), &chips, &mut r)).unwrap_or_default();
+    let mut eeprom = raw.eeprom.map(|t| eeprom_table(t.into_inner(), &chips, &mut r)).unwrap_or_default();
+    if !eeprom.iter().any(|(k, _)| k == "BOOT_ORDER") {
+        eeprom.push(("BOOT_ORDER".into(), bootconf::NETWORK_BOOT_ORDER.into()));
+        eeprom.sort();
+    }
     let mut clients = Vec::new();
     let mut seen = Seen::default();
     for (index, raw_client) in raw_clients.into_iter().enumerate() {
@@ -75,7 +80,10 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
         if dynamic > range.len() {
             r.push(Diagnostic::warning(
                 dhcp_span.clone(),
-                format!("the range {range} has {} addresses for {dynamic} clients without a fixed address", range.len()),
+                format!(
+                    "the range {range} has {} addresses for {dynamic} clients without a fixed address",
+                    range.len()
+                ),
             ));
         }
     }
@@ -144,12 +152,20 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
     let raw = raw.into_inner();
     match (raw.catalog, raw.url, raw.sha256) {
         (Some(_), Some(url), _) => {
-            r.error(url.span(), "[os] has both `catalog` and `url`", "keep one: a catalog name, or a url with its sha256");
+            r.error(
+                url.span(),
+                "[os] has both `catalog` and `url`",
+                "keep one: a catalog name, or a url with its sha256",
+            );
             default
         }
         (Some(name), None, sha) => {
             if let Some(sha) = sha {
-                r.error(sha.span(), "`sha256` goes with `url`, not with `catalog`", "remove it: catalog images are pinned in bramble.lock");
+                r.error(
+                    sha.span(),
+                    "`sha256` goes with `url`, not with `catalog`",
+                    "remove it: catalog images are pinned in bramble.lock",
+                );
             }
             if !OS_CATALOG.iter().any(|(n, _)| n == name.get_ref()) {
                 let names: Vec<&str> = OS_CATALOG.iter().map(|(n, _)| *n).collect();
@@ -164,17 +180,29 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
         (None, Some(url), sha) => {
             let u = url.get_ref();
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                r.error(url.span(), format!("`{u}` is not an http(s) URL"), "write the full https:// address of the .img or .img.xz");
+                r.error(
+                    url.span(),
+                    format!("`{u}` is not an http(s) URL"),
+                    "write the full https:// address of the .img or .img.xz",
+                );
             }
             let sha256 = match sha {
                 None => {
-                    r.error(url.span(), "`url` needs the image's `sha256`", "add sha256 = \"…\" (64 hex digits, as sha256sum prints)");
+                    r.error(
+                        url.span(),
+                        "`url` needs the image's `sha256`",
+                        "add sha256 = \"…\" (64 hex digits, as sha256sum prints)",
+                    );
                     String::new()
                 }
                 Some(s) => {
                     let v = s.get_ref();
                     if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
-                        r.error(s.span(), "`sha256` is not 64 hex digits", "copy the hash sha256sum prints for the image file");
+                        r.error(
+                            s.span(),
+                            "`sha256` is not 64 hex digits",
+                            "copy the hash sha256sum prints for the image file",
+                        );
                     }
                     v.to_ascii_lowercase()
                 }
@@ -182,7 +210,11 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
             OsSource::Url { url: url.into_inner(), sha256 }
         }
         (None, None, Some(sha)) => {
-            r.error(sha.span(), "`sha256` without `url`", "add the image's url, or remove sha256 to use the default catalog image");
+            r.error(
+                sha.span(),
+                "`sha256` without `url`",
+                "add the image's url, or remove sha256 to use the default catalog image",
+            );
             default
         }
         (None, None, None) => {
@@ -192,21 +224,26 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
     }
 }
 
-/// `did you mean `x`? ` when one candidate is close, else nothing.
+/// `did you mean `x`? ` when exactly one candidate is closest and close enough, else nothing.
 fn suggest(given: &str, candidates: &[&str]) -> String {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(given, c), *c))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(score, _)| *score > 0.8)
-        .map(|(_, c)| format!("did you mean `{c}`? "))
-        .unwrap_or_default()
+    let mut scored: Vec<(f64, &str)> = candidates.iter().map(|c| (strsim::jaro_winkler(given, c), *c)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match scored.as_slice() {
+        [(best, c), rest @ ..] if *best > 0.8 && rest.first().is_none_or(|(next, _)| next < best) => {
+            format!("did you mean `{c}`? ")
+        }
+        _ => String::new(),
+    }
 }
 
 fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server, Option<Range<usize>>) {
     let hostname = match raw.hostname {
         Some(h) if !is_dns_label(h.get_ref()) => {
-            r.error(h.span(), format!("hostname `{}` is not a valid host name", h.get_ref()), "use lower-case letters, digits and '-' (at most 63)");
+            r.error(
+                h.span(),
+                format!("hostname `{}` is not a valid host name", h.get_ref()),
+                "use lower-case letters, digits and '-' (at most 63)",
+            );
             h.into_inner()
         }
         Some(h) => h.into_inner(),
@@ -216,7 +253,11 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
         Some(i) => {
             let v = i.get_ref();
             if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', ':']) {
-                r.error(i.span(), format!("`{v}` is not an interface name"), "write the name `ip link` shows, e.g. eth0 or end0");
+                r.error(
+                    i.span(),
+                    format!("`{v}` is not an interface name"),
+                    "write the name `ip link` shows, e.g. eth0 or end0",
+                );
             }
             i.into_inner()
         }
@@ -233,29 +274,51 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
                 r.error(
                     d.span(),
                     format!("dhcp = \"{other}\" is not a DHCP mode"),
-                    format!("{}use \"proxy\" (a router hands out addresses), \"server\" (Bramble does) or \"off\"", suggest(other, &["proxy", "server", "off"])),
+                    format!(
+                        "{}use \"proxy\" (a router hands out addresses), \"server\" (Bramble does) or \"off\"",
+                        suggest(other, &["proxy", "server", "off"])
+                    ),
                 );
                 DhcpMode::Proxy
             }
         },
     };
-    let address: Option<Ipv4Net> = r.parse(&raw.address, "write the server's address with its prefix, e.g. \"10.42.0.1/24\"");
+    let address: Option<Ipv4Net> =
+        r.parse(&raw.address, "write the server's address with its prefix, e.g. \"10.42.0.1/24\"");
     if let (Some(net), Some(a)) = (address, &raw.address)
         && !net.is_host(net.addr)
     {
-        r.error(a.span(), format!("{} is the subnet's network or broadcast address", net.addr), "give the server a host address, e.g. the .1 of the subnet");
+        r.error(
+            a.span(),
+            format!("{} is the subnet's network or broadcast address", net.addr),
+            "give the server a host address, e.g. the .1 of the subnet",
+        );
     }
     if dhcp == DhcpMode::Server && address.is_none() && raw.address.is_none() {
-        r.error(dhcp_span.clone(), "dhcp = \"server\" needs the server's static `address`", "add address = \"10.42.0.1/24\" to [server]");
+        r.error(
+            dhcp_span.clone(),
+            "dhcp = \"server\" needs the server's static `address`",
+            "add address = \"10.42.0.1/24\" to [server]",
+        );
     }
     let gateway: Option<Ipv4Addr> = r.parse(&raw.gateway, "write an IPv4 address, e.g. \"10.42.0.254\"");
     if let (Some(gw), Some(g)) = (gateway, &raw.gateway) {
         match address {
-            Some(net) if !net.is_host(gw) => {
-                r.error(g.span(), format!("gateway {gw} is not on the lab subnet {}/{}", net.network(), net.prefix), "the gateway must be an address inside `address`'s subnet")
-            }
-            Some(net) if net.addr == gw => r.error(g.span(), "the gateway is the server's own address", "remove `gateway` if the server is the router"),
-            None if raw.address.is_none() => r.error(g.span(), "`gateway` without `address`", "set the server's static address too, or remove gateway (DHCP gives it)"),
+            Some(net) if !net.is_host(gw) => r.error(
+                g.span(),
+                format!("gateway {gw} is not on the lab subnet {}/{}", net.network(), net.prefix),
+                "the gateway must be an address inside `address`'s subnet",
+            ),
+            Some(net) if net.addr == gw => r.error(
+                g.span(),
+                "the gateway is the server's own address",
+                "remove `gateway` if the server is the router",
+            ),
+            None if raw.address.is_none() => r.error(
+                g.span(),
+                "`gateway` without `address`",
+                "set the server's static address too, or remove gateway (DHCP gives it)",
+            ),
             _ => {}
         }
     }
@@ -276,17 +339,31 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
     });
     let range: Option<Ipv4Range> = r.parse(&raw.range, "write FIRST-LAST, e.g. \"10.42.0.100-10.42.0.199\"");
     match (&raw.range, dhcp) {
-        (Some(rs), DhcpMode::Proxy | DhcpMode::Off) => {
-            r.error(rs.span(), format!("`range` is only used with dhcp = \"server\" (this lab uses \"{dhcp}\")"), "remove it, or set dhcp = \"server\"")
-        }
-        (None, DhcpMode::Server) => r.error(dhcp_span.clone(), "dhcp = \"server\" needs a `range` to hand out", "add e.g. range = \"10.42.0.100-10.42.0.199\" to [server]"),
+        (Some(rs), DhcpMode::Proxy | DhcpMode::Off) => r.error(
+            rs.span(),
+            format!("`range` is only used with dhcp = \"server\" (this lab uses \"{dhcp}\")"),
+            "remove it, or set dhcp = \"server\"",
+        ),
+        (None, DhcpMode::Server) => r.error(
+            dhcp_span.clone(),
+            "dhcp = \"server\" needs a `range` to hand out",
+            "add e.g. range = \"10.42.0.100-10.42.0.199\" to [server]",
+        ),
         _ => {}
     }
     if let (Some(range), Some(rs), Some(net)) = (range, &raw.range, address) {
         if !net.is_host(range.first) || !net.is_host(range.last) {
-            r.error(rs.span(), format!("range {range} is not inside the subnet {}/{}", net.network(), net.prefix), "choose addresses between the subnet's network and broadcast addresses");
+            r.error(
+                rs.span(),
+                format!("range {range} is not inside the subnet {}/{}", net.network(), net.prefix),
+                "choose addresses between the subnet's network and broadcast addresses",
+            );
         } else if range.contains(net.addr) {
-            r.error(rs.span(), format!("range {range} contains the server's own address {}", net.addr), "start the range after the server's address");
+            r.error(
+                rs.span(),
+                format!("range {range} contains the server's own address {}", net.addr),
+                "start the range after the server's address",
+            );
         } else if let Some(gw) = gateway.filter(|gw| range.contains(*gw)) {
             r.error(rs.span(), format!("range {range} contains the gateway {gw}"), "keep the gateway out of the range");
         }
@@ -303,7 +380,11 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
                 && v.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
                 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
             if !valid {
-                r.error(u.span(), format!("`{v}` is not a valid user name"), "use lower-case letters, digits, '_' and '-', starting with a letter");
+                r.error(
+                    u.span(),
+                    format!("`{v}` is not a valid user name"),
+                    "use lower-case letters, digits, '_' and '-', starting with a letter",
+                );
             } else if v == "root" {
                 r.error(u.span(), "the lab user cannot be root", "name an ordinary user; it gets sudo");
             }
@@ -329,13 +410,21 @@ const SSH_KEY_TYPES: &[&str] = &[
 fn ssh_key(key: &Spanned<String>, r: &mut Report) -> bool {
     let v = key.get_ref().trim();
     if v.contains("PRIVATE KEY") {
-        r.error(key.span(), "this is a private key", "put the public key here (the .pub file); remove the private key from the recipe now");
+        r.error(
+            key.span(),
+            "this is a private key",
+            "put the public key here (the .pub file); remove the private key from the recipe now",
+        );
         return false;
     }
     let mut parts = v.split_whitespace();
     let (kind, blob) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if !SSH_KEY_TYPES.contains(&kind) || blob.len() < 16 || !blob.starts_with("AAAA") {
-        r.error(key.span(), "not an SSH public key line", "paste one line of ~/.ssh/id_ed25519.pub: \"ssh-ed25519 AAAA… comment\"");
+        r.error(
+            key.span(),
+            "not an SSH public key line",
+            "paste one line of ~/.ssh/id_ed25519.pub: \"ssh-ed25519 AAAA… comment\"",
+        );
         return false;
     }
     true
@@ -368,7 +457,8 @@ fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(Stri
             r.error(span, format!("{} spans several lines", key.get_ref()), "a bootloader setting is one line");
             continue;
         }
-        let targets: Vec<Option<Chip>> = if chips.is_empty() { vec![None] } else { chips.iter().copied().map(Some).collect() };
+        let targets: Vec<Option<Chip>> =
+            if chips.is_empty() { vec![None] } else { chips.iter().copied().map(Some).collect() };
         let mut seen = Vec::new();
         for chip in targets {
             for f in bootconf::check_setting(key.get_ref(), &text, chip) {
@@ -376,7 +466,11 @@ fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(Stri
                     continue;
                 }
                 seen.push(f.message.clone());
-                let d = if f.error { Diagnostic::error(span.clone(), f.message) } else { Diagnostic::warning(span.clone(), f.message) };
+                let d = if f.error {
+                    Diagnostic::error(span.clone(), f.message)
+                } else {
+                    Diagnostic::warning(span.clone(), f.message)
+                };
                 r.push(match f.help {
                     Some(h) => d.help(h),
                     None => d,
@@ -397,7 +491,14 @@ struct Seen {
     addresses: HashMap<Ipv4Addr, Range<usize>>,
 }
 
-fn unique<K: Hash + Eq>(seen: &mut HashMap<K, Range<usize>>, key: K, span: Range<usize>, what: &str, shown: &str, r: &mut Report) {
+fn unique<K: Hash + Eq>(
+    seen: &mut HashMap<K, Range<usize>>,
+    key: K,
+    span: Range<usize>,
+    what: &str,
+    shown: &str,
+    r: &mut Report,
+) {
     if let Some(first) = seen.get(&key) {
         r.push(
             Diagnostic::error(span, format!("{what} {shown} is used by two clients"))
@@ -423,12 +524,20 @@ fn client(
     let label = format!("[[client]] #{}", index + 1);
     let name = match &raw.name {
         None => {
-            r.error(span.clone(), format!("{label} has no `name`"), "add name = \"node1\": it is also the client's hostname");
+            r.error(
+                span.clone(),
+                format!("{label} has no `name`"),
+                "add name = \"node1\": it is also the client's hostname",
+            );
             None
         }
         Some(n) => {
             if !is_dns_label(n.get_ref()) {
-                r.error(n.span(), format!("client name `{}` is not a valid host name", n.get_ref()), "use lower-case letters, digits and '-' (it becomes the hostname)");
+                r.error(
+                    n.span(),
+                    format!("client name `{}` is not a valid host name", n.get_ref()),
+                    "use lower-case letters, digits and '-' (it becomes the hostname)",
+                );
             }
             unique(&mut seen.names, n.get_ref().clone(), n.span(), "name", n.get_ref(), r);
             Some(n.get_ref().clone())
@@ -455,14 +564,20 @@ fn client(
             found
         }
     };
-    let serial: Option<Serial> = r.parse(&raw.serial, "the serial is on the bootloader's HDMI screen, or `grep Serial /proc/cpuinfo`");
+    let serial: Option<Serial> =
+        r.parse(&raw.serial, "the serial is on the bootloader's HDMI screen, or `grep Serial /proc/cpuinfo`");
     if let (Some(s), Some(raw_s)) = (serial, &raw.serial) {
         unique(&mut seen.serials, s, raw_s.span(), "serial", &s.to_string(), r);
     }
-    let mac: Option<MacAddr> = r.parse(&raw.mac, "write six hex pairs, e.g. \"dc:a6:32:01:36:c2\" (`ethtool -P eth0` shows it)");
+    let mac: Option<MacAddr> =
+        r.parse(&raw.mac, "write six hex pairs, e.g. \"dc:a6:32:01:36:c2\" (`ethtool -P eth0` shows it)");
     if let (Some(m), Some(raw_m)) = (mac, &raw.mac) {
         if m.is_multicast() || m.0 == [0; 6] {
-            r.error(raw_m.span(), format!("{m} is not a board's address (multicast or zero)"), "copy the MAC from the board's label or `ethtool -P eth0`");
+            r.error(
+                raw_m.span(),
+                format!("{m} is not a board's address (multicast or zero)"),
+                "copy the MAC from the board's label or `ethtool -P eth0`",
+            );
         } else if !RASPBERRY_PI_OUIS.iter().any(|oui| m.0[..3] == oui[..]) {
             r.push(
                 Diagnostic::warning(raw_m.span(), format!("{m} does not start with a Raspberry Pi prefix"))
@@ -472,15 +587,27 @@ fn client(
         unique(&mut seen.macs, m, raw_m.span(), "MAC address", &m.to_string(), r);
     }
     if raw.serial.is_none() && raw.mac.is_none() {
-        r.error(span.clone(), format!("{label} has neither `serial` nor `mac`"), "add serial = \"…\" (8 hex digits): the Pi asks for its files under it");
+        r.error(
+            span.clone(),
+            format!("{label} has neither `serial` nor `mac`"),
+            "add serial = \"…\" (8 hex digits): the Pi asks for its files under it",
+        );
     }
     let address: Option<Ipv4Addr> = r.parse(&raw.address, "write an IPv4 address, e.g. \"10.42.0.11\"");
     if let (Some(ip), Some(raw_a)) = (address, &raw.address) {
         if server.dhcp != DhcpMode::Server {
-            r.error(raw_a.span(), format!("a fixed `address` needs dhcp = \"server\" (this lab uses \"{}\")", server.dhcp), "remove it and reserve the address on your router, or let Bramble serve DHCP");
+            r.error(
+                raw_a.span(),
+                format!("a fixed `address` needs dhcp = \"server\" (this lab uses \"{}\")", server.dhcp),
+                "remove it and reserve the address on your router, or let Bramble serve DHCP",
+            );
         } else if let Some(net) = server.address {
             if !net.is_host(ip) {
-                r.error(raw_a.span(), format!("{ip} is not a host address in the lab subnet {}/{}", net.network(), net.prefix), "pick an address inside the server's subnet");
+                r.error(
+                    raw_a.span(),
+                    format!("{ip} is not a host address in the lab subnet {}/{}", net.network(), net.prefix),
+                    "pick an address inside the server's subnet",
+                );
             } else if ip == net.addr || Some(ip) == server.gateway {
                 r.error(raw_a.span(), format!("{ip} is the server's or the gateway's address"), "pick a free address");
             }
@@ -488,7 +615,11 @@ fn client(
         unique(&mut seen.addresses, ip, raw_a.span(), "address", &ip.to_string(), r);
     }
     if let Some(c) = raw.cmdline.as_ref().filter(|c| c.get_ref().contains(['\n', '\r'])) {
-        r.error(c.span(), "`cmdline` spans several lines", "the kernel command line is one line; separate arguments with spaces");
+        r.error(
+            c.span(),
+            "`cmdline` spans several lines",
+            "the kernel command line is one line; separate arguments with spaces",
+        );
     }
     let eeprom = match (raw.eeprom, model) {
         (Some(t), Some(Model::Pi3)) => {
@@ -516,11 +647,17 @@ fn client(
 
 /// The bootloader asks for files under a prefix (TFTP_PREFIX); the client needs the identifier
 /// that prefix is made of.
-fn check_prefix(client: &Client, serial: &Opt<String>, mac: &Opt<String>, span: Range<usize>, lab: &[(String, String)], r: &mut Report) {
-    let value = |key: &str| {
-        client.eeprom.iter().chain(lab).find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    };
-    let mode = if client.model == Model::Pi3 { 0 } else { value("TFTP_PREFIX").and_then(|v| v.parse().ok()).unwrap_or(0) };
+fn check_prefix(
+    client: &Client,
+    serial: &Opt<String>,
+    mac: &Opt<String>,
+    span: Range<usize>,
+    lab: &[(String, String)],
+    r: &mut Report,
+) {
+    let value = |key: &str| client.eeprom.iter().chain(lab).find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let mode =
+        if client.model == Model::Pi3 { 0 } else { value("TFTP_PREFIX").and_then(|v| v.parse().ok()).unwrap_or(0) };
     let name = &client.name;
     match mode {
         0 if serial.is_none() => r.error(
@@ -573,7 +710,11 @@ range = "10.42.0.100-10.42.0.199"
 
     #[test]
     fn duplicates_point_back_at_the_first() {
-        let two = format!("{}{}", client("serial = \"d9780558\""), client("serial = \"10000000d9780558\"").replace("n1", "n2"));
+        let two = format!(
+            "{}{}",
+            client("serial = \"d9780558\""),
+            client("serial = \"10000000d9780558\"").replace("n1", "n2")
+        );
         let src = format!("{BASE}{two}");
         let parsed = parse(&src);
         let dup = parsed.diagnostics.iter().find(|d| d.message.contains("used by two clients")).unwrap();
@@ -591,7 +732,10 @@ range = "10.42.0.100-10.42.0.199"
         assert!(errs[0].contains("not inside the subnet 10.42.0.0/24"), "{errs:?}");
         let src = src.replace("10.42.1.10", "10.42.0.10").replace("10.42.0.100", "10.42.0.1");
         assert!(parse(&src).diagnostics[0].message.contains("contains the server's own address"));
-        assert!(errors(&client("serial = \"d9780558\"\naddress = \"10.43.0.5\""))[0].contains("not a host address in the lab subnet"));
+        assert!(
+            errors(&client("serial = \"d9780558\"\naddress = \"10.43.0.5\""))[0]
+                .contains("not a host address in the lab subnet")
+        );
     }
 
     #[test]
@@ -609,7 +753,8 @@ range = "10.42.0.100-10.42.0.199"
 
     #[test]
     fn unknown_model_suggests_the_nearest() {
-        let d = parse(&format!("{BASE}[[client]]\nname = \"a\"\nmodel = \"pi4b\"\nserial = \"00000001\"\n")).diagnostics;
+        let d =
+            parse(&format!("{BASE}[[client]]\nname = \"a\"\nmodel = \"pi4b\"\nserial = \"00000001\"\n")).diagnostics;
         assert_eq!(d[0].message, "`pi4b` is not a model Bramble knows");
         assert!(d[0].help.as_deref().unwrap().starts_with("did you mean `pi4`?"));
     }
@@ -625,7 +770,8 @@ range = "10.42.0.100-10.42.0.199"
 
     #[test]
     fn eeprom_settings_are_checked_like_bootconf() {
-        let errs = errors(&format!("{}[eeprom]\nBOOT_ORDER = \"f21\"\nTFTP_PREFIX = 7\n", client("serial = \"d9780558\"")));
+        let errs =
+            errors(&format!("{}[eeprom]\nBOOT_ORDER = \"f21\"\nTFTP_PREFIX = 7\n", client("serial = \"d9780558\"")));
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("no 0x prefix"));
         assert!(errs[1].contains("between 0 and 2"));
@@ -643,6 +789,13 @@ range = "10.42.0.100-10.42.0.199"
         assert_eq!(msgs[0], "this is a private key");
         assert_eq!(msgs[1], "not an SSH public key line");
         assert_eq!(msgs.len(), 2, "{msgs:?}");
+    }
+
+    #[test]
+    fn boot_order_defaults_to_sd_then_network() {
+        let src = format!("{BASE}{}[eeprom]\nTFTP_PREFIX = 0\n", client("serial = \"d9780558\""));
+        let recipe = parse(&src).recipe.unwrap();
+        assert_eq!(recipe.eeprom, vec![("BOOT_ORDER".into(), "0xf21".into()), ("TFTP_PREFIX".into(), "0".into())]);
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! Helpers shared by the end-to-end tests: run the real binary, find the shared fixtures, run
+//! third-party tools and insist they exist (`just setup` installs them).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `bramble` binary under test, with a clean environment for reproducibility knobs.
+pub fn bramble() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("bramble").expect("bramble binary");
+    cmd.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1");
+    cmd
+}
+
+/// ../shared/fixtures/eeprom (or BRAMBLE_FIXTURES).
+pub fn eeprom_fixtures() -> PathBuf {
+    let dir = std::env::var_os("BRAMBLE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom"));
+    assert!(dir.is_dir(), "EEPROM fixtures not found at {} (set BRAMBLE_FIXTURES)", dir.display());
+    dir
+}
+
+/// One upstream image with its reference outputs from rpi-eeprom-config/-digest.
+pub struct EepromFixture {
+    pub image: PathBuf,
+    pub chip: u32,
+}
+
+impl EepromFixture {
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let stem = self.image.file_stem().unwrap().to_string_lossy().to_string();
+        self.image.with_file_name(format!("{stem}{suffix}"))
+    }
+    pub fn bootconf(&self) -> PathBuf {
+        self.sibling(".bootconf.txt")
+    }
+    pub fn f21_bootconf(&self) -> PathBuf {
+        self.sibling(".f21.bootconf.txt")
+    }
+    pub fn f21_image(&self) -> PathBuf {
+        self.sibling(".f21.bin")
+    }
+    pub fn f21_sig(&self) -> PathBuf {
+        self.sibling(".f21.sig")
+    }
+    pub fn recovery(&self) -> PathBuf {
+        self.image.with_file_name("recovery.bin")
+    }
+}
+
+/// Every `firmware-27xx/<channel>/pieeprom-<date>.bin` in the fixtures that has references.
+pub fn all_eeprom_fixtures() -> Vec<EepromFixture> {
+    let mut out = Vec::new();
+    for chip_dir in std::fs::read_dir(eeprom_fixtures()).unwrap().map(|e| e.unwrap().path()) {
+        let Some(chip) = chip_dir.file_name().and_then(|n| n.to_str()?.strip_prefix("firmware-")?.parse().ok()) else {
+            continue;
+        };
+        for channel in std::fs::read_dir(&chip_dir).unwrap().map(|e| e.unwrap().path()) {
+            for file in std::fs::read_dir(&channel).unwrap().map(|e| e.unwrap().path()) {
+                let name = file.file_name().unwrap().to_string_lossy().to_string();
+                if name.starts_with("pieeprom-") && name.ends_with(".bin") && !name.ends_with(".f21.bin") {
+                    let fx = EepromFixture { image: file, chip };
+                    if fx.f21_image().exists() {
+                        out.push(fx);
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.image.cmp(&b.image));
+    assert!(out.len() >= 2, "expected the 2711 and 2712 fixtures");
+    out
+}
+
+/// Run a third-party tool; panic with a hint if it is not installed.
+pub fn tool(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); run `just setup` to install the test tools"))
+}
+
+/// Run a tool and return its stdout, asserting it succeeded.
+pub fn tool_ok(program: &str, args: &[&str]) -> String {
+    let out = tool(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

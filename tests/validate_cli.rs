@@ -1,0 +1,127 @@
+//! `bramble validate` end to end: the shipped recipes pass, and a recipe with many mistakes gets
+//! every one reported in one run, each at its file:line:column with the fix.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+
+#[test]
+fn builtin_and_shipped_recipes_are_valid() {
+    bramble()
+        .arg("validate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("recipes/default.toml (built in): ok"))
+        .stdout(predicate::str::contains("4 clients (4×pi4), dhcp proxy, os raspios-lite-arm64"));
+    let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    for (file, summary) in [
+        ("default.toml", "lab `bramble`, 4 clients (4×pi4), dhcp proxy"),
+        ("pi4-proxy.toml", "lab `k3s-rack`, 4 clients (4×pi4), dhcp proxy"),
+        ("mixed-server.toml", "lab `classroom`, 8 clients (6×pi4, 2×pi5), dhcp server"),
+    ] {
+        bramble()
+            .args(["validate", path_str(&recipes.join(file))])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(summary))
+            .stderr(predicate::str::is_empty());
+    }
+}
+
+const BAD: &str = r#"[lab]
+name = "Physics Lab"
+
+[os]
+catalog = "raspios-lite-amd64"
+
+[server]
+interface = "eth0"
+address = "10.42.0.1/24"
+dhcp = "server"
+range = "10.42.0.100-10.42.1.20"
+gatway = "10.42.0.254"
+
+[eeprom]
+BOOT_ORDER = "0xf91"
+
+[[client]]
+name = "node1"
+model = "pi4"
+serial = "d978055"
+mac = "dc:a6:32:01:36:c2"
+
+[[client]]
+name = "node2"
+model = "pi6"
+serial = "3a1b9c07"
+mac = "DC-A6-32-01-36-C2"
+address = "10.42.0.1"
+"#;
+
+#[test]
+fn every_problem_is_reported_at_once_with_location_and_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("lab.toml");
+    std::fs::write(&path, BAD).unwrap();
+    let p = path.display().to_string();
+    let assert = bramble().args(["validate", &p]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    let expect = [
+        ("2:8", "lab name `Physics Lab` is not usable in hostnames and file names"),
+        ("5:11", "`raspios-lite-amd64` is not in the OS catalog"),
+        ("11:9", "range 10.42.0.100-10.42.1.20 is not inside the subnet 10.42.0.0/24"),
+        ("12:1", "unknown key `gatway` in [server]"),
+        ("15:1", "BOOT_ORDER=0xf91: 0x9 in `0xf91` is not a boot mode"),
+        ("20:10", "`d978055` is not a serial number: write 8 hex digits, or the 16 of /proc/cpuinfo"),
+        ("25:9", "`pi6` is not a model Bramble knows"),
+        ("27:7", "MAC address dc:a6:32:01:36:c2 is used by two clients"),
+        ("28:11", "10.42.0.1 is the server's or the gateway's address"),
+    ];
+    for (at, message) in expect {
+        assert!(stderr.contains(&format!("--> {p}:{at}")), "missing location {at} for {message}:\n{stderr}");
+        assert!(stderr.contains(message), "missing: {message}\n{stderr}");
+    }
+    for help in [
+        "did you mean `raspios-lite-arm64`?",
+        "did you mean `gateway`?",
+        "use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4) or \"pi5\" (5, 500, CM5)",
+        "first used here",
+    ] {
+        assert!(stderr.contains(help), "missing help: {help}\n{stderr}");
+    }
+    assert!(stderr.contains(&format!("error: {p}: 9 errors")), "{stderr}");
+}
+
+#[test]
+fn warnings_do_not_fail_and_quiet_hides_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("lab.toml");
+    std::fs::write(&path, "[lab]\nname = \"w\"\n[eeprom]\nMY_KEY = 1\n[[client]]\nname = \"a\"\nmodel = \"pi4\"\nserial = \"00000001\"\nmac = \"00:11:22:33:44:55\"\n").unwrap();
+    bramble()
+        .args(["validate", path_str(&path)])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning: MY_KEY is not a documented bootloader property"))
+        .stderr(predicate::str::contains("warning: 00:11:22:33:44:55 does not start with a Raspberry Pi prefix"))
+        .stdout(predicate::str::contains("ok (2 warnings)"));
+    bramble().args(["-q", "validate", path_str(&path)]).assert().success().stderr(predicate::str::is_empty());
+}
+
+#[test]
+fn unreadable_and_malformed_files_name_themselves() {
+    bramble()
+        .args(["validate", "/nonexistent/lab.toml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot read recipe /nonexistent/lab.toml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("broken.toml");
+    std::fs::write(&path, "[lab]\nname = \"x\n").unwrap();
+    bramble()
+        .args(["validate", path_str(&path)])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("TOML syntax"))
+        .stderr(predicate::str::contains(format!("--> {}:2:", path.display())));
+}
