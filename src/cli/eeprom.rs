@@ -204,8 +204,15 @@ fn report(diagnostics: &[Diagnostic], source: &str, name: &str, quiet: bool) -> 
     Ok(())
 }
 
-/// The new bootconf.txt: `--config` or the image's own, then the edits; every input checked.
-fn new_config(image: &EepromImage, args: &ConfigArgs, extra: &[(String, String)], quiet: bool) -> Result<String> {
+/// The new bootconf.txt: `--config` or the image's own, then `first` and the KEY=VALUE edits;
+/// every input checked. `default_order` is set when neither the file nor the edits set one.
+fn new_config(
+    image: &EepromImage,
+    args: &ConfigArgs,
+    first: &[(String, String)],
+    default_order: Option<&str>,
+    quiet: bool,
+) -> Result<String> {
     let chip = Some(image.chip());
     let replacement = match &args.config {
         Some(path) => {
@@ -218,7 +225,12 @@ fn new_config(image: &EepromImage, args: &ConfigArgs, extra: &[(String, String)]
         }
         None => None,
     };
-    let edits: Vec<(String, String)> = extra.iter().chain(&args.settings).cloned().collect();
+    let mut edits: Vec<(String, String)> = first.iter().chain(&args.settings).cloned().collect();
+    let given_order = edits.iter().any(|(k, _)| k == "BOOT_ORDER")
+        || replacement.as_deref().is_some_and(|t| bootconf::effective(t, "BOOT_ORDER").is_some());
+    if let (Some(order), false) = (default_order, given_order) {
+        edits.insert(0, ("BOOT_ORDER".into(), order.into()));
+    }
     let mut diagnostics = Vec::new();
     for (key, value) in &edits {
         for f in bootconf::check_setting(key, value, chip) {
@@ -244,7 +256,7 @@ fn set(args: SetArgs, quiet: bool) -> Result<()> {
     let config = if args.config.config.is_none() && args.config.settings.is_empty() {
         image.bootconf()?.to_vec()
     } else {
-        new_config(&image, &args.config, &[], quiet)?.into_bytes()
+        new_config(&image, &args.config, &[], None, quiet)?.into_bytes()
     };
     let mut out = image
         .with_bootconf(&config)
@@ -325,24 +337,11 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
     let image = parse_image(&args.image, &bytes)?;
     let chip = image.chip();
     let recovery = recovery_bin(&args, chip)?;
-    let sets_order = args.config.settings.iter().any(|(k, _)| k == "BOOT_ORDER");
-    if sets_order && args.boot_order.is_some() {
+    if args.boot_order.is_some() && args.config.settings.iter().any(|(k, _)| k == "BOOT_ORDER") {
         bail!("BOOT_ORDER is given twice (--boot-order and BOOT_ORDER=); keep one");
     }
-    let config_sets_order = match &args.config.config {
-        Some(p) => {
-            bootconf::effective(&String::from_utf8_lossy(&read(p, "bootloader config")?), "BOOT_ORDER").is_some()
-        }
-        None => false,
-    };
-    let extra: Vec<(String, String)> = match &args.boot_order {
-        Some(order) => vec![("BOOT_ORDER".into(), order.clone())],
-        None if !sets_order && !config_sets_order => {
-            vec![("BOOT_ORDER".into(), bootconf::NETWORK_BOOT_ORDER.into())]
-        }
-        None => vec![],
-    };
-    let config = new_config(&image, &args.config, &extra, quiet)?;
+    let explicit: Vec<(String, String)> = args.boot_order.iter().map(|o| ("BOOT_ORDER".into(), o.clone())).collect();
+    let config = new_config(&image, &args.config, &explicit, Some(bootconf::NETWORK_BOOT_ORDER), quiet)?;
     let ts = timestamp(args.timestamp)?;
     warn_if_stale(&image, ts);
     let files = card::update_files(&image, config.as_bytes(), ts, recovery)

@@ -65,7 +65,7 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let mut clients = Vec::new();
     let mut seen = Seen::default();
     for (index, raw_client) in raw_clients.into_iter().enumerate() {
-        if let Some(c) = client(index, raw_client, &server, &dhcp_span, &eeprom, &mut seen, &mut r) {
+        if let Some(c) = client(index, raw_client, &server, &eeprom, &mut seen, &mut r) {
             clients.push(c);
         }
     }
@@ -147,9 +147,7 @@ fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
 
 fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
     let default = OsSource::Catalog(DEFAULT_OS.into());
-    let Some(raw) = raw else { return default };
-    let span = raw.span();
-    let raw = raw.into_inner();
+    let Some(raw) = raw.map(Spanned::into_inner) else { return default };
     match (raw.catalog, raw.url, raw.sha256) {
         (Some(_), Some(url), _) => {
             r.error(
@@ -217,10 +215,7 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
             );
             default
         }
-        (None, None, None) => {
-            let _ = span;
-            default
-        }
+        (None, None, None) => default,
     }
 }
 
@@ -514,7 +509,6 @@ fn client(
     index: usize,
     raw: Spanned<RawClient>,
     server: &Server,
-    dhcp_span: &Option<Range<usize>>,
     lab_eeprom: &[(String, String)],
     seen: &mut Seen,
     r: &mut Report,
@@ -641,7 +635,6 @@ fn client(
         eeprom,
     };
     check_prefix(&client, &raw.serial, &raw.mac, span, lab_eeprom, r);
-    let _ = dhcp_span;
     Some(client)
 }
 
