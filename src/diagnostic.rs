@@ -38,6 +38,12 @@ impl Diagnostic {
         self
     }
 
+    /// The same problem, located at `span`.
+    pub fn at(mut self, span: Range<usize>) -> Self {
+        self.span = Some(span);
+        self
+    }
+
     pub fn related(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
         self.related = Some((span, label.into()));
         self

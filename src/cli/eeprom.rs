@@ -231,16 +231,8 @@ fn new_config(
     if let (Some(order), false) = (default_order, given_order) {
         edits.insert(0, ("BOOT_ORDER".into(), order.into()));
     }
-    let mut diagnostics = Vec::new();
-    for (key, value) in &edits {
-        for f in bootconf::check_setting(key, value, chip) {
-            let d = if f.error { Diagnostic::error(None, f.message) } else { Diagnostic::warning(None, f.message) };
-            diagnostics.push(match f.help {
-                Some(h) => d.help(h),
-                None => d,
-            });
-        }
-    }
+    let diagnostics: Vec<Diagnostic> =
+        edits.iter().flat_map(|(key, value)| bootconf::check_setting(key, value, chip)).collect();
     report(&diagnostics, "", "argument", quiet)?;
     let current = match (&replacement, edits.is_empty()) {
         (Some(_), _) | (None, true) => String::new(),

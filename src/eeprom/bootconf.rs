@@ -262,31 +262,15 @@ const PROPERTIES: &[(&str, Kind, Only)] = &[
     ("SIGNED_BOOT", Kind::Flag, Only::Any),
 ];
 
-/// A problem with one setting, without a location (callers attach it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub error: bool,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-impl Finding {
-    fn error(message: String, help: impl Into<Option<String>>) -> Self {
-        Finding { error: true, message, help: help.into() }
-    }
-    fn warning(message: String, help: impl Into<Option<String>>) -> Self {
-        Finding { error: false, message, help: help.into() }
-    }
-}
-
 /// Whether `key` is a documented bootloader property.
 pub fn is_known(key: &str) -> bool {
     PROPERTIES.iter().any(|(k, ..)| *k == key)
 }
 
 /// Check one `KEY=VALUE` against the documentation. An empty value means "the default" and is
-/// always accepted. `chip` narrows checks to one SoC when the image is known.
-pub fn check_setting(key: &str, value: &str, chip: Option<Chip>) -> Vec<Finding> {
+/// always accepted. `chip` narrows checks to one SoC when the image is known. The problems come
+/// without a location; callers attach one with [`Diagnostic::at`].
+pub fn check_setting(key: &str, value: &str, chip: Option<Chip>) -> Vec<Diagnostic> {
     let Some(&(_, kind, only)) = PROPERTIES.iter().find(|(k, ..)| *k == key) else {
         return vec![unknown_key(key)];
     };
@@ -294,13 +278,13 @@ pub fn check_setting(key: &str, value: &str, chip: Option<Chip>) -> Vec<Finding>
     if let (Only::Chip(needed), Some(chip)) = (only, chip)
         && needed != chip
     {
-        found.push(Finding::warning(format!("{key} has no effect on {chip} ({})", chip.boards()), None));
+        found.push(Diagnostic::warning(None, format!("{key} has no effect on {chip} ({})", chip.boards())));
     }
     if value.is_empty() {
         return found;
     }
     if let Err((message, help)) = check_value(key, kind, value) {
-        found.push(Finding::error(message, help));
+        found.push(Diagnostic::error(None, message).help(help));
     } else if kind_is(kind, Kind::BootOrder) {
         found.extend(boot_order_warnings(value, chip));
     }
@@ -311,7 +295,7 @@ fn kind_is(a: Kind, b: Kind) -> bool {
     std::mem::discriminant(&a) == std::mem::discriminant(&b)
 }
 
-fn unknown_key(key: &str) -> Finding {
+fn unknown_key(key: &str) -> Diagnostic {
     let nearest = PROPERTIES
         .iter()
         .map(|(k, ..)| (strsim::jaro_winkler(&key.to_ascii_uppercase(), k), *k))
@@ -323,13 +307,13 @@ fn unknown_key(key: &str) -> Finding {
         }
         None => "it is kept as written; the bootloader ignores keys it does not know".into(),
     };
-    Finding::warning(format!("{key} is not a documented bootloader property"), help)
+    Diagnostic::warning(None, format!("{key} is not a documented bootloader property")).help(help)
 }
 
-type Invalid = (String, Option<String>);
+type Invalid = (String, String);
 
 fn check_value(key: &str, kind: Kind, value: &str) -> Result<(), Invalid> {
-    let fail = |what: String, help: &str| Err((format!("{key}={value}: {what}"), Some(help.to_string())));
+    let fail = |what: String, help: &str| Err((format!("{key}={value}: {what}"), help.to_string()));
     match kind {
         Kind::Flag => match value {
             "0" | "1" => Ok(()),
@@ -405,30 +389,39 @@ fn parse_int(value: &str) -> Option<i64> {
     }
 }
 
-fn boot_order_warnings(value: &str, chip: Option<Chip>) -> Vec<Finding> {
+fn boot_order_warnings(value: &str, chip: Option<Chip>) -> Vec<Diagnostic> {
     let Ok(modes) = parse_boot_order(value) else { return Vec::new() };
     let mut found = Vec::new();
     if let Some(i) = modes.iter().position(|&m| m == 0xe || m == 0xf)
         && i + 1 < modes.len()
     {
-        found.push(Finding::warning(
-            format!("BOOT_ORDER={value}: the modes after {} are never tried", boot_mode_name(modes[i]).unwrap_or("?")),
-            Some("put STOP (e) or RESTART (f) last, in the leftmost digit".into()),
-        ));
+        found.push(
+            Diagnostic::warning(
+                None,
+                format!(
+                    "BOOT_ORDER={value}: the modes after {} are never tried",
+                    boot_mode_name(modes[i]).unwrap_or("?")
+                ),
+            )
+            .help("put STOP (e) or RESTART (f) last, in the leftmost digit"),
+        );
     }
     if let Some(i) = modes.iter().position(|&m| m == 0x3)
         && i + 1 < modes.len()
         && !modes[i + 1..].iter().all(|&m| m == 0xe || m == 0xf)
     {
-        found.push(Finding::warning(
-            format!("BOOT_ORDER={value}: RPIBOOT has no timeout, so the modes after it are never tried"),
-            Some("put RPIBOOT (3) last".into()),
-        ));
+        found.push(
+            Diagnostic::warning(
+                None,
+                format!("BOOT_ORDER={value}: RPIBOOT has no timeout, so the modes after it are never tried"),
+            )
+            .help("put RPIBOOT (3) last"),
+        );
     }
     if chip == Some(Chip::Bcm2712) && modes.contains(&0x5) {
-        found.push(Finding::warning(
-            format!("BOOT_ORDER={value}: BCM-USB-MSD (5) does not exist on {}", Chip::Bcm2712.boards()),
+        found.push(Diagnostic::warning(
             None,
+            format!("BOOT_ORDER={value}: BCM-USB-MSD (5) does not exist on {}", Chip::Bcm2712.boards()),
         ));
     }
     found
@@ -455,17 +448,7 @@ pub fn check(text: &str, chip: Option<Chip>) -> Vec<Diagnostic> {
                     );
                     continue;
                 }
-                for f in check_setting(key, value, chip) {
-                    let d = if f.error {
-                        Diagnostic::error(line.range.clone(), f.message)
-                    } else {
-                        Diagnostic::warning(line.range.clone(), f.message)
-                    };
-                    out.push(match f.help {
-                        Some(h) => d.help(h),
-                        None => d,
-                    });
-                }
+                out.extend(check_setting(key, value, chip).into_iter().map(|d| d.at(line.range.clone())));
             }
             LineKind::Other => out.push(
                 Diagnostic::warning(line.range.clone(), "not a setting, section or comment; the bootloader ignores it")
@@ -569,7 +552,7 @@ mod tests {
     }
 
     fn errors(key: &str, value: &str) -> Vec<String> {
-        check_setting(key, value, None).into_iter().filter(|f| f.error).map(|f| f.message).collect()
+        check_setting(key, value, None).into_iter().filter(|d| d.is_error()).map(|d| d.message).collect()
     }
 
     #[test]
@@ -603,7 +586,7 @@ mod tests {
     fn unknown_keys_are_warnings_with_a_suggestion() {
         let found = check_setting("BOOT_ODER", "0xf21", None);
         assert_eq!(found.len(), 1);
-        assert!(!found[0].error);
+        assert!(!found[0].is_error());
         assert!(found[0].help.as_deref().unwrap().contains("did you mean BOOT_ORDER?"));
     }
 

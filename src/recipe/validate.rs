@@ -456,20 +456,11 @@ fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(Stri
             if chips.is_empty() { vec![None] } else { chips.iter().copied().map(Some).collect() };
         let mut seen = Vec::new();
         for chip in targets {
-            for f in bootconf::check_setting(key.get_ref(), &text, chip) {
-                if seen.contains(&f.message) {
-                    continue;
+            for d in bootconf::check_setting(key.get_ref(), &text, chip) {
+                if !seen.contains(&d.message) {
+                    seen.push(d.message.clone());
+                    r.push(d.at(span.clone()));
                 }
-                seen.push(f.message.clone());
-                let d = if f.error {
-                    Diagnostic::error(span.clone(), f.message)
-                } else {
-                    Diagnostic::warning(span.clone(), f.message)
-                };
-                r.push(match f.help {
-                    Some(h) => d.help(h),
-                    None => d,
-                });
             }
         }
         out.push((key.into_inner(), text));
