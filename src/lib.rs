@@ -1,6 +1,7 @@
 //! Bramble builds and network-boots Raspberry Pi labs. ARCHITECTURE.md maps the modules.
 
 pub mod cli;
+pub mod daemon;
 pub mod diagnostic;
 pub mod disk;
 pub mod eeprom;

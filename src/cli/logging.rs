@@ -1,5 +1,5 @@
 //! Log lines for a person at a terminal: `warning: …`/`error: …` like the rest of the output,
-//! plain text for progress, no timestamps or module paths. The daemon will log differently.
+//! plain text for progress, no timestamps or module paths; the daemon keeps tracing's format.
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
@@ -28,13 +28,20 @@ where
     }
 }
 
-/// Send tracing events to stderr; `-q` keeps errors only, each `-v` adds a level.
-pub fn init(verbose: u8, quiet: bool) {
+/// Send tracing events to stderr; `-q` keeps errors only, each `-v` adds a level. The daemon
+/// logs with timestamps and every structured field, for the journal and for grep.
+pub fn init(verbose: u8, quiet: bool, daemon: bool) {
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
         (false, 0) => Level::INFO,
         (false, 1) => Level::DEBUG,
         (false, _) => Level::TRACE,
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).event_format(CliFormat).init();
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(super::styled_stderr());
+    if daemon {
+        builder.with_target(false).init();
+    } else {
+        builder.event_format(CliFormat).init();
+    }
 }

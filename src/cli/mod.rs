@@ -6,6 +6,7 @@
 
 mod eeprom;
 mod logging;
+mod serve;
 mod validate;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
     /// Read and rewrite the Raspberry Pi bootloader EEPROM (pieeprom.bin) and make update cards
     #[command(subcommand)]
     Eeprom(eeprom::Command),
+    /// Run the boot daemon: TFTP for Pi and PC clients
+    Serve(serve::Args),
 }
 
 /// A failure whose details were already shown (rendered diagnostics); this is the summary line.
@@ -66,11 +69,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Run the command line and return the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose, cli.quiet);
+    logging::init(cli.verbose, cli.quiet, matches!(cli.command, Command::Serve(_)));
     let quiet = cli.quiet;
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, quiet),
         Command::Eeprom(command) => eeprom::run(command, quiet),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,3 +96,71 @@ pub fn tool_ok(program: &str, args: &[&str]) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// `bramble serve` running in the background on a free loopback port, its log collected.
+pub struct Daemon {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Start with `args` (e.g. `--tftp-root DIR`), listening on 127.0.0.1 at a port the
+    /// kernel picks; returns once the server says it is serving.
+    pub fn start(args: &[&str]) -> Daemon {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bramble"))
+            .args(["-v", "serve", "--tftp-bind", "127.0.0.1:0"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start bramble serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("bind=") {
+                    let addr: String = line[at + 5..].chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("bramble serve did not start: {:?}", log.lock().unwrap()));
+        Daemon { child, addr: addr.parse().unwrap(), log }
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// The log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait (bounded) until `count` log lines contain `needle`; return those lines.
+    pub fn wait_log(&self, needle: &str, count: usize) -> Vec<String> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let hits: Vec<String> = self.log().into_iter().filter(|l| l.contains(needle)).collect();
+            if hits.len() >= count || std::time::Instant::now() > until {
+                return hits;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,132 @@
+//! UDP sockets for the daemon: a listening socket that reports, for every datagram, the local
+//! address it arrived on and its interface (IP_PKTINFO / IPV6_PKTINFO), so replies leave from
+//! the address the client spoke to even when bound to 0.0.0.0, and block sizes can follow that
+//! interface's MTU.
+
+use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, sockopt};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use tokio::io::Interest;
+
+/// One received datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram {
+    pub len: usize,
+    pub peer: SocketAddr,
+    /// The local address it was sent to (the interface's address for a broadcast).
+    pub local: IpAddr,
+    pub ifindex: Option<u32>,
+}
+
+/// A bound UDP socket that knows where each datagram arrived.
+pub struct Listener {
+    socket: tokio::net::UdpSocket,
+    bound: SocketAddr,
+}
+
+impl Listener {
+    pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        let domain = socket2::Domain::for_address(addr);
+        let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        sock.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+            socket::setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true)?;
+        } else {
+            socket::setsockopt(&sock, sockopt::Ipv4PacketInfo, &true)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        let udp: UdpSocket = sock.into();
+        let bound = udp.local_addr()?;
+        Ok(Listener { socket: tokio::net::UdpSocket::from_std(udp)?, bound })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Datagram> {
+        let fd = self.socket.as_raw_fd();
+        self.socket.async_io(Interest::READABLE, || recv_with_pktinfo(fd, buf, self.bound.ip())).await
+    }
+
+    pub async fn send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, peer).await
+    }
+}
+
+fn recv_with_pktinfo(fd: RawFd, buf: &mut [u8], bound: IpAddr) -> io::Result<Datagram> {
+    let mut iov = [IoSliceMut::new(buf)];
+    // Room for either control message; in6_pktinfo is the larger.
+    let mut control = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    let msg = socket::recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)
+        .map_err(io::Error::from)?;
+    let peer =
+        msg.address.and_then(|a| to_socket_addr(&a)).ok_or_else(|| io::Error::other("datagram without a source"))?;
+    let (mut local, mut ifindex) = (bound, None);
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        match cmsg {
+            ControlMessageOwned::Ipv4PacketInfo(info) => {
+                local = IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+                ifindex = Some(info.ipi_ifindex as u32);
+            }
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                local = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                ifindex = Some(info.ipi6_ifindex);
+            }
+            _ => {}
+        }
+    }
+    Ok(Datagram { len: msg.bytes, peer, local, ifindex })
+}
+
+fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    let v6 = addr.as_sockaddr_in6()?;
+    debug_assert_eq!(addr.family(), Some(socket::AddressFamily::Inet6));
+    Some(SocketAddr::from((v6.ip(), v6.port())))
+}
+
+/// The MTU of interface `ifindex`, from sysfs.
+pub fn interface_mtu(ifindex: u32) -> Option<u32> {
+    let name = nix::net::if_::if_indextoname(ifindex).ok()?;
+    let path = format!("/sys/class/net/{}/mtu", name.to_str().ok()?);
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_local_address_and_interface_when_bound_to_any() {
+        let listener = Listener::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = listener.local_addr().port();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hello", ("127.0.0.2", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let d = listener.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..d.len], b"hello");
+        assert_eq!(d.peer, client.local_addr().unwrap());
+        assert_eq!(d.local, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        let mtu = interface_mtu(d.ifindex.unwrap()).unwrap();
+        assert!(mtu >= 1500, "loopback MTU {mtu}");
+        listener.send_to(b"back", d.peer).await.unwrap();
+        let mut back = [0u8; 8];
+        assert_eq!(client.recv(&mut back).unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn works_over_ipv6_loopback() {
+        let listener = Listener::bind("[::1]:0".parse().unwrap()).unwrap();
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client.send_to(b"v6", listener.local_addr()).unwrap();
+        let mut buf = [0u8; 8];
+        let d = listener.recv(&mut buf).await.unwrap();
+        assert_eq!(d.local, "::1".parse::<IpAddr>().unwrap());
+    }
+}
