@@ -82,3 +82,24 @@ cross: setup
         RUSTC=/usr/bin/rustc /usr/bin/cargo "${args[@]}" >&2
     fi
     echo "{{cross_bin}}"
+
+# Benchmarks against the field's peers, measured in the same run (needs root: port 69).
+bench: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The peers' binaries are unpacked, not installed: installing would start their services.
+    peers=target/bench-peers
+    if [ ! -x "$peers/usr/sbin/atftpd" ] || [ ! -x "$peers/usr/sbin/in.tftpd" ] || [ ! -x "$peers/usr/sbin/dnsmasq" ]; then
+        mkdir -p "$peers/debs"
+        (cd "$peers/debs" && apt-get download tftpd-hpa atftpd dnsmasq-base 2>/dev/null)
+        for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$peers"; done
+    fi
+    missing=()
+    for p in libwrap0 libnetfilter-conntrack3 libnftables1; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+    cargo bench --locked --bench tftp

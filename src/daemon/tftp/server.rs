@@ -294,12 +294,23 @@ async fn run(
     log.windowsize = negotiated.windowsize;
     let (mut transfer, first) = Transfer::start(content.len(), &negotiated, &limits, Instant::now());
     let mut out = Vec::with_capacity(usize::from(negotiated.blksize) + 4);
-    let mut buf = vec![0u8; 65536];
+    // Clients send ACKs and ERRORs; anything longer than this is not for us anyway.
+    let mut buf = vec![0u8; 2048];
     if let Err(e) = send(socket, d.peer, &content, first, &mut out).await {
         return format!("send failed: {e}");
     }
+    // The timer is armed lazily: progress moves the deadline later without touching it; when it
+    // fires early, the state machine says there is nothing to do and it is re-armed.
+    let mut armed = transfer.deadline().unwrap_or_else(Instant::now);
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(armed));
+    tokio::pin!(timer);
     while let Some(deadline) = transfer.deadline() {
+        if deadline < armed || timer.is_elapsed() {
+            armed = deadline;
+            timer.as_mut().reset(tokio::time::Instant::from_std(armed));
+        }
         let actions = tokio::select! {
+            biased;
             received = socket.recv_from(&mut buf) => {
                 let (n, from) = match received {
                     Ok(r) => r,
@@ -315,7 +326,7 @@ async fn run(
                     Err(_) => continue,
                 }
             }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => transfer.on_timeout(Instant::now()),
+            _ = &mut timer => transfer.on_timeout(Instant::now()),
         };
         if let Err(e) = send(socket, d.peer, &content, actions, &mut out).await {
             return format!("send failed: {e}");
