@@ -6,4 +6,5 @@ pub mod diagnostic;
 pub mod disk;
 pub mod eeprom;
 pub mod output;
+pub mod read_at;
 pub mod recipe;
