@@ -3,8 +3,11 @@
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
+pub mod digest;
 pub mod disk;
 pub mod eeprom;
+pub mod fetch;
 pub mod output;
 pub mod read_at;
 pub mod recipe;
+pub mod source;

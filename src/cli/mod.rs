@@ -5,6 +5,7 @@
 //! Holds no logic of its own beyond reading and writing files for the library modules.
 
 mod eeprom;
+mod fetch;
 mod logging;
 mod serve;
 mod validate;
@@ -41,6 +42,11 @@ enum Command {
     /// Read and rewrite the Raspberry Pi bootloader EEPROM (pieeprom.bin) and make update cards
     #[command(subcommand)]
     Eeprom(eeprom::Command),
+    /// Download and pin every input of a lab (OS image, bootloader, firmware) into the cache
+    Fetch(fetch::FetchArgs),
+    /// Look after the download cache
+    #[command(subcommand)]
+    Cache(fetch::CacheCommand),
     /// Run the boot daemon: TFTP for Pi and PC clients
     Serve(serve::Args),
 }
@@ -75,6 +81,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args, quiet),
         Command::Eeprom(command) => eeprom::run(command, quiet),
         Command::Serve(args) => serve::run(args),
+        Command::Fetch(args) => fetch::fetch(args, quiet),
+        Command::Cache(command) => fetch::cache_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,7 +40,7 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         .collect();
     let os = match &recipe.os {
         OsSource::Catalog(name) => name.clone(),
-        OsSource::Url { url, .. } => url.clone(),
+        OsSource::Url(download) => download.url.clone(),
     };
     let note = if parsed.diagnostics.is_empty() { String::new() } else { format!(" ({found})") };
     let n = recipe.clients.len();

@@ -6,16 +6,7 @@
 //! already in its EEPROM, so real deployments want a fresh `ts`.
 
 use super::Chip;
-use sha2::{Digest, Sha256};
-use std::fmt::Write;
-
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use crate::digest::sha256_hex;
 
 /// The signature file for `image`, byte for byte what `rpi-eeprom-digest -c <chip>` writes.
 pub fn digest_file(image: &[u8], ts: u64, chip: Chip) -> String {
@@ -33,10 +24,5 @@ mod tests {
             let sig = digest_file(&fx.f21_image(), 1_787_152_470, fx.chip);
             assert_eq!(sig.as_bytes(), fx.f21_sig().as_slice(), "{}", fx.name);
         }
-    }
-
-    #[test]
-    fn sha256_of_known_input() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

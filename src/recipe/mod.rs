@@ -31,6 +31,15 @@ pub struct Recipe {
     /// Bootloader settings for every Pi 4/5 (`[eeprom]`, `BOOT_ORDER` defaulting to 0xf21), in
     /// key order; values as bootconf.txt writes them.
     pub eeprom: Vec<(String, String)>,
+    /// Newer boot firmware to lay over the OS image's (`[firmware]`).
+    pub firmware: Option<Download>,
+}
+
+/// A file named by URL and pinned by its sha256 (lower-case hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Download {
+    pub url: String,
+    pub sha256: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,8 +55,8 @@ pub struct Lab {
 pub enum OsSource {
     /// A name from Raspberry Pi's OS list, e.g. `raspios-lite-arm64`.
     Catalog(String),
-    /// An image at a URL, pinned by its sha256 (lower-case hex).
-    Url { url: String, sha256: String },
+    /// An image at a URL, pinned by its sha256.
+    Url(Download),
 }
 
 /// Catalog names `[os] catalog` accepts, with what they are.

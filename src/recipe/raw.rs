@@ -18,6 +18,14 @@ pub struct RawRecipe {
     pub server: Opt<RawServer>,
     pub client: Opt<Vec<Spanned<RawClient>>>,
     pub eeprom: Opt<EepromTable>,
+    pub firmware: Opt<RawFirmware>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirmware {
+    pub url: Opt<String>,
+    pub sha256: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

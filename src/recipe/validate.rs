@@ -1,10 +1,10 @@
 //! From the raw TOML shape to a [`Recipe`]: defaults filled in, every value checked, and every
 //! problem collected with the span it is about and the fix.
 
-use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawLab, RawOs, RawRecipe, RawServer};
+use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawFirmware, RawLab, RawOs, RawRecipe, RawServer};
 use super::{
-    Client, DEFAULT_OS, DhcpMode, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS,
-    Recipe, Serial, Server,
+    Client, DEFAULT_OS, DhcpMode, Download, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource,
+    RASPBERRY_PI_OUIS, Recipe, Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
 use crate::eeprom::{Chip, bootconf};
@@ -87,7 +87,8 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
             ));
         }
     }
-    (Recipe { lab, os, server, clients, eeprom }, r.0)
+    let firmware = firmware(raw.firmware, &mut r);
+    (Recipe { lab, os, server, clients, eeprom, firmware }, r.0)
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -175,38 +176,7 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
             }
             OsSource::Catalog(name.into_inner())
         }
-        (None, Some(url), sha) => {
-            let u = url.get_ref();
-            if !(u.starts_with("https://") || u.starts_with("http://")) {
-                r.error(
-                    url.span(),
-                    format!("`{u}` is not an http(s) URL"),
-                    "write the full https:// address of the .img or .img.xz",
-                );
-            }
-            let sha256 = match sha {
-                None => {
-                    r.error(
-                        url.span(),
-                        "`url` needs the image's `sha256`",
-                        "add sha256 = \"…\" (64 hex digits, as sha256sum prints)",
-                    );
-                    String::new()
-                }
-                Some(s) => {
-                    let v = s.get_ref();
-                    if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
-                        r.error(
-                            s.span(),
-                            "`sha256` is not 64 hex digits",
-                            "copy the hash sha256sum prints for the image file",
-                        );
-                    }
-                    v.to_ascii_lowercase()
-                }
-            };
-            OsSource::Url { url: url.into_inner(), sha256 }
-        }
+        (None, Some(url), sha) => OsSource::Url(download(url, sha, "image", r)),
         (None, None, Some(sha)) => {
             r.error(
                 sha.span(),
@@ -216,6 +186,57 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
             default
         }
         (None, None, None) => default,
+    }
+}
+
+/// A `url` with its `sha256`, both checked; `what` names the file in messages.
+fn download(url: Spanned<String>, sha: Opt<String>, what: &str, r: &mut Report) -> Download {
+    let u = url.get_ref();
+    if !(u.starts_with("https://") || u.starts_with("http://")) {
+        r.error(
+            url.span(),
+            format!("`{u}` is not an http(s) URL"),
+            format!("write the full https:// address of the {what}"),
+        );
+    }
+    let sha256 = match sha {
+        None => {
+            r.error(
+                url.span(),
+                format!("`url` needs the {what}'s `sha256`"),
+                "add sha256 = \"…\" (64 hex digits, as sha256sum prints)",
+            );
+            String::new()
+        }
+        Some(s) => {
+            let v = s.get_ref();
+            if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                r.error(
+                    s.span(),
+                    "`sha256` is not 64 hex digits",
+                    format!("copy the hash sha256sum prints for the {what}"),
+                );
+            }
+            v.to_ascii_lowercase()
+        }
+    };
+    Download { url: url.into_inner(), sha256 }
+}
+
+fn firmware(raw: Opt<RawFirmware>, r: &mut Report) -> Option<Download> {
+    let raw = raw?;
+    let span = raw.span();
+    let raw = raw.into_inner();
+    match (raw.url, raw.sha256) {
+        (Some(url), sha) => Some(download(url, sha, "firmware archive", r)),
+        (None, _) => {
+            r.error(
+                span,
+                "[firmware] has no `url`",
+                "give the url and sha256 of the firmware archive, or remove [firmware]",
+            );
+            None
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: run the real binary, find the shared fixtures, run
 //! third-party tools and insist they exist (`just setup` installs them).
+
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

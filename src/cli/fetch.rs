@@ -1,0 +1,165 @@
+//! `bramble fetch` and `bramble cache list|gc`.
+
+use super::validate::read_recipe;
+use crate::fetch::cache::{self, Cache};
+use crate::fetch::download::{Downloader, Mirror};
+use crate::fetch::lock::Lock;
+use crate::fetch::resolve::{self, Status};
+use crate::recipe;
+use crate::source::catalog::OS_LIST_URL;
+use crate::source::inputs;
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheArg {
+    /// The download cache [default: $BRAMBLE_CACHE, else $XDG_CACHE_HOME/bramble, else ~/.cache/bramble]
+    #[arg(long, value_name = "DIR", global = true)]
+    cache: Option<PathBuf>,
+}
+
+impl CacheArg {
+    pub fn open(&self) -> Result<Cache> {
+        Cache::open(&self.cache.clone().unwrap_or_else(cache::default_root))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "The lock is bramble.lock beside the recipe (./bramble.lock for the built-in one).\n\
+    Examples:\n  bramble fetch recipes/lab.toml\n  bramble fetch lab.toml --locked --offline\n  \
+    bramble fetch lab.toml --mirror https://downloads.raspberrypi.com=http://mirror.lab/rpi")]
+pub struct FetchArgs {
+    /// The recipe; without one, the built-in default recipe
+    recipe: Option<PathBuf>,
+    /// The lock file to read and write [default: bramble.lock beside the recipe]
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
+    /// Fail rather than change the lock
+    #[arg(long)]
+    locked: bool,
+    /// Use the cache alone; list what is missing
+    #[arg(long)]
+    offline: bool,
+    /// Resolve catalog names again, to the newest release
+    #[arg(long, conflicts_with_all = ["locked", "offline"])]
+    update: bool,
+    /// Rewrite a base URL: FROM=TO (repeatable), for a local mirror
+    #[arg(long, value_name = "FROM=TO")]
+    mirror: Vec<Mirror>,
+    /// Where Raspberry Pi's OS list is
+    #[arg(long, value_name = "URL", default_value = OS_LIST_URL)]
+    os_list: String,
+    #[command(flatten)]
+    cache: CacheArg,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List cached files and the locks that use them
+    List(CacheArg),
+    /// Remove cached files that no lock uses any more
+    Gc {
+        /// Show what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        cache: CacheArg,
+    },
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
+    let (name, text) = read_recipe(args.recipe.as_ref())?;
+    let parsed = recipe::parse(&text);
+    let Some(recipe) = parsed.recipe else {
+        bail!("{name} has errors; run `bramble validate {name}` to see them");
+    };
+    let lock_path = args.lock.clone().unwrap_or_else(|| match &args.recipe {
+        Some(p) => p.parent().map(|d| d.join("bramble.lock")).unwrap_or_else(|| PathBuf::from("bramble.lock")),
+        None => PathBuf::from("bramble.lock"),
+    });
+    let recipe_file = args.recipe.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let existing = Lock::load(&lock_path)?;
+    if let (Some(lock), Some(file)) = (&existing, &recipe_file)
+        && lock.recipe.as_ref().is_some_and(|r| r != file)
+    {
+        tracing::warn!(
+            "{} was written for {}; it will now pin {file} (use --lock to keep one lock per recipe)",
+            lock_path.display(),
+            lock.recipe.as_deref().unwrap_or("?")
+        );
+    }
+    let cache = args.cache.open()?;
+    let options = resolve::Options {
+        locked: args.locked,
+        offline: args.offline,
+        update: args.update,
+        os_list: args.os_list.clone(),
+    };
+    let wanted = inputs::inputs(&recipe);
+    let downloader = Downloader::new(args.mirror.clone(), quiet)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome =
+        runtime.block_on(resolve::fetch_all(&wanted, existing.as_ref(), recipe_file, &cache, &downloader, &options))?;
+    let mut out = std::io::stdout().lock();
+    for f in &outcome.files {
+        let status = match f.status {
+            Status::Cached => "cached",
+            Status::Downloaded => "downloaded",
+        };
+        let date = f.input.release_date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        let file = f.input.url.rsplit('/').next().unwrap_or(&f.input.url);
+        writeln!(out, "{:<14} {:>10}  {status:<10} {file}{date}", f.input.name, mib(f.input.size))?;
+    }
+    if outcome.changed {
+        crate::output::write_file(&lock_path, outcome.lock.to_text().as_bytes())?;
+        writeln!(out, "wrote {}", lock_path.display())?;
+    } else {
+        writeln!(out, "{} is up to date", lock_path.display())?;
+    }
+    cache.register_lock(&lock_path)?;
+    Ok(())
+}
+
+pub fn cache_command(command: CacheCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        CacheCommand::List(arg) => {
+            let cache = arg.open()?;
+            let refs = cache.references();
+            let entries = cache.entries()?;
+            writeln!(
+                out,
+                "{} ({} files, {})",
+                cache.root().display(),
+                entries.len(),
+                mib(entries.iter().map(|e| e.size).sum())
+            )?;
+            for e in entries {
+                let users = match refs.get(&e.sha256) {
+                    Some(list) => list
+                        .iter()
+                        .map(|(lock, name)| format!("{name} in {}", lock.display()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => "unused: `bramble cache gc` removes it".into(),
+                };
+                writeln!(out, "{}  {:>10}  {users}", &e.sha256[..16], mib(e.size))?;
+            }
+        }
+        CacheCommand::Gc { dry_run, cache } => {
+            let cache = cache.open()?;
+            let removed = cache.gc(dry_run).context("cleaning the cache")?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for e in &removed {
+                writeln!(out, "{verb} {} ({})", e.path.display(), mib(e.size))?;
+            }
+            writeln!(out, "{verb} {} file(s), {}", removed.len(), mib(removed.iter().map(|e| e.size).sum()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The inputs a recipe needs, named and described before anything is downloaded: the OS image,
+//! the bootloader EEPROM image and recovery.bin for each Pi 4/5 chip in the lab, and any newer
+//! firmware. Each has a `from` key saying what it was resolved from, so a lock entry is reused
+//! only while the recipe still asks for the same thing.
+
+use super::eeprom_release;
+use crate::recipe::{OsSource, Recipe};
+
+/// Input names, as the lock and the cache listing show them.
+pub const OS: &str = "os";
+pub const FIRMWARE: &str = "firmware";
+
+/// What an input is, before resolution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spec {
+    /// A catalog name, resolved through Raspberry Pi's OS list.
+    Catalog(String),
+    /// A URL with a known sha256 (and size, when known).
+    Pinned { url: String, sha256: String, size: Option<u64> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub name: String,
+    /// What the recipe asked for: `catalog:raspios-lite-arm64`, `url:<url>`, `eeprom:2711`.
+    pub from: String,
+    pub spec: Spec,
+}
+
+/// Every input `recipe` needs, in a stable order.
+pub fn inputs(recipe: &Recipe) -> Vec<Input> {
+    let mut out = Vec::new();
+    match &recipe.os {
+        OsSource::Catalog(name) => {
+            out.push(Input { name: OS.into(), from: format!("catalog:{name}"), spec: Spec::Catalog(name.clone()) })
+        }
+        OsSource::Url(d) => out.push(Input {
+            name: OS.into(),
+            from: format!("url:{}#{}", d.url, d.sha256),
+            spec: Spec::Pinned { url: d.url.clone(), sha256: d.sha256.clone(), size: None },
+        }),
+    }
+    let mut chips: Vec<_> = recipe.models().into_iter().filter_map(|m| m.eeprom_chip()).collect();
+    chips.dedup();
+    for chip in chips {
+        let release = eeprom_release::release(chip);
+        for (kind, file) in [("pieeprom", release.image), ("recovery", release.recovery)] {
+            out.push(Input {
+                name: format!("{kind}-{}", chip.number()),
+                from: format!("eeprom:{}:{}", chip.number(), file.sha256),
+                spec: Spec::Pinned { url: file.url.into(), sha256: file.sha256.into(), size: Some(file.size) },
+            });
+        }
+    }
+    if let Some(fw) = &recipe.firmware {
+        out.push(Input {
+            name: FIRMWARE.into(),
+            from: format!("url:{}#{}", fw.url, fw.sha256),
+            spec: Spec::Pinned { url: fw.url.clone(), sha256: fw.sha256.clone(), size: None },
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{DEFAULT_RECIPE, parse};
+
+    #[test]
+    fn default_lab_needs_the_os_and_the_pi4_bootloader() {
+        let recipe = parse(DEFAULT_RECIPE).recipe.unwrap();
+        let names: Vec<String> = inputs(&recipe).into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["os", "pieeprom-2711", "recovery-2711"]);
+        assert_eq!(inputs(&recipe)[0].spec, Spec::Catalog("raspios-lite-arm64".into()));
+    }
+
+    #[test]
+    fn mixed_labs_need_both_chips_and_urls_are_pinned() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/mixed-server.toml")).unwrap();
+        let mut recipe = parse(&text).recipe.unwrap();
+        let names: Vec<String> = inputs(&recipe).into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["os", "pieeprom-2711", "recovery-2711", "pieeprom-2712", "recovery-2712"]);
+        let sha = "ab".repeat(32);
+        recipe.os =
+            OsSource::Url(crate::recipe::Download { url: "https://example.org/x.img.xz".into(), sha256: sha.clone() });
+        let os = &inputs(&recipe)[0];
+        assert_eq!(os.from, format!("url:https://example.org/x.img.xz#{sha}"));
+    }
+}

@@ -1,0 +1,7 @@
+//! What the inputs of a lab are: Raspberry Pi OS releases (by catalog name or URL), the pinned
+//! bootloader EEPROM releases, firmware archives. Decides names, URLs and hashes; never
+//! downloads (that is `fetch`).
+
+pub mod catalog;
+pub mod eeprom_release;
+pub mod inputs;

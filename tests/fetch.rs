@@ -1,0 +1,276 @@
+//! `bramble fetch` and `bramble cache` end to end, against an HTTP server inside the test on
+//! 127.0.0.1 that plays Raspberry Pi's download site, its OS list and the rpi-eeprom repository:
+//! fetch → lock → offline re-fetch, resumed downloads, wrong hashes, corrupted cache entries,
+//! --locked, proxies, and garbage collection. Hashes are checked with sha256sum.
+
+mod common;
+
+use bramble::source::eeprom_release::{RELEASES, RPI_EEPROM};
+use common::http::HttpServer;
+use common::*;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+const IMAGE_PATH: &str =
+    "/raspios_lite_arm64/images/raspios_lite_arm64-2026-05-13/2026-05-13-raspios-trixie-arm64-lite.img.xz";
+
+fn image_bytes() -> Vec<u8> {
+    (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+fn sha_of(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, bytes).unwrap();
+    tool_ok("sha256sum", &[path_str(&p)]).split_whitespace().next().unwrap().to_string()
+}
+
+/// The site: OS list (image hash in a .sha256 sidecar, as some list entries do), the image, and
+/// the pinned bootloader files under /rpi-eeprom.
+fn site() -> HttpServer {
+    let server = HttpServer::start();
+    let image = image_bytes();
+    let list = format!(
+        r#"{{"os_list": [{{"name": "Raspberry Pi OS (other)", "subitems": [
+            {{"name": "Raspberry Pi OS Lite (64-bit)", "url": "{}", "image_download_size": {},
+              "release_date": "2026-05-13", "extract_sha256": "{}", "extract_size": 123456}}]}}]}}"#,
+        server.url(IMAGE_PATH),
+        image.len(),
+        "e".repeat(64)
+    );
+    server.put("/os_list.json", list.into_bytes());
+    server.put(&format!("{IMAGE_PATH}.sha256"), format!("{}  x.img.xz\n", sha_of(&image)).into_bytes());
+    server.put(IMAGE_PATH, image);
+    for r in RELEASES {
+        let dir = eeprom_fixtures().join(format!("firmware-{}/default", r.chip.number()));
+        for f in [r.image, r.recovery] {
+            let file = f.url.rsplit('/').next().unwrap();
+            let path = f.url.strip_prefix(RPI_EEPROM).unwrap();
+            server.put(&format!("/rpi-eeprom{path}"), std::fs::read(dir.join(file)).unwrap());
+        }
+    }
+    server
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    cache: PathBuf,
+}
+
+impl Lab {
+    fn new(recipe: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lab.toml"), recipe).unwrap();
+        let cache = dir.path().join("cache");
+        Lab { dir, cache }
+    }
+
+    fn recipe(&self) -> PathBuf {
+        self.dir.path().join("lab.toml")
+    }
+
+    fn lock(&self) -> PathBuf {
+        self.dir.path().join("bramble.lock")
+    }
+
+    fn fetch(&self, server: &HttpServer, extra: &[&str]) -> assert_cmd::assert::Assert {
+        bramble()
+            .args(["fetch", path_str(&self.recipe()), "--cache", path_str(&self.cache)])
+            .args(["--os-list", &server.url("/os_list.json")])
+            .args(["--mirror", &format!("{RPI_EEPROM}={}", server.url("/rpi-eeprom"))])
+            .args(extra)
+            .assert()
+    }
+
+    fn cached(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.cache.join("sha256"))
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+const PI4_LAB: &str = "[lab]\nname = \"t\"\n[os]\ncatalog = \"raspios-lite-arm64\"\n\
+[[client]]\nname = \"n1\"\nmodel = \"pi4\"\nserial = \"00000001\"\n";
+
+fn cache_file_sha(lab: &Lab, sha: &str) -> String {
+    let p = lab.cache.join("sha256").join(sha);
+    tool_ok("sha256sum", &[path_str(&p)]).split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn fetch_writes_a_lock_and_a_second_run_works_offline() {
+    let server = site();
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[])
+        .success()
+        .stdout(predicate::str::contains("os"))
+        .stdout(predicate::str::contains("downloaded 2026-05-13-raspios-trixie-arm64-lite.img.xz (2026-05-13)"))
+        .stdout(predicate::str::contains("pieeprom-2711"))
+        .stdout(predicate::str::contains(format!("wrote {}", lab.lock().display())));
+    let lock = std::fs::read_to_string(lab.lock()).unwrap();
+    let image_sha = sha_of(&image_bytes());
+    assert!(lock.contains(&format!("sha256 = \"{image_sha}\"")), "{lock}");
+    assert!(lock.contains(&format!("url = \"{}\"", server.url(IMAGE_PATH))), "{lock}");
+    assert!(lock.contains("from = \"catalog:raspios-lite-arm64\""), "{lock}");
+    assert!(lock.contains("size = 3000000"), "{lock}");
+    assert!(lock.contains("release_date = \"2026-05-13\""), "{lock}");
+    // The lock pins the upstream URLs, not the mirror's.
+    assert!(lock.contains(&format!("url = \"{}", RPI_EEPROM)), "{lock}");
+    // Every file is cached under its sha256, and hashes to it.
+    let cached = lab.cached();
+    assert_eq!(cached.len(), 3);
+    for sha in &cached {
+        assert_eq!(&cache_file_sha(&lab, sha), sha);
+    }
+    // Offline and locked: no request reaches the server.
+    let before = server.requests().len();
+    lab.fetch(&server, &["--offline", "--locked"])
+        .success()
+        .stdout(predicate::str::contains("cached"))
+        .stdout(predicate::str::contains("is up to date"));
+    assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn an_interrupted_download_resumes_where_it_stopped() {
+    let server = site();
+    server.cut(IMAGE_PATH, 1_000_000, 2);
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[]).success().stderr(predicate::str::contains("retrying"));
+    let gets = server.requests_for(IMAGE_PATH);
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert_eq!(gets[0].range, None);
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=1000000-"));
+    assert_eq!(gets[2].range.as_deref(), Some("bytes=2000000-"));
+    let sha = sha_of(&image_bytes());
+    assert_eq!(cache_file_sha(&lab, &sha), sha);
+    assert_eq!(std::fs::read_dir(lab.cache.join("partial")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_wrong_sha256_is_a_clear_error_and_caches_nothing() {
+    let server = site();
+    let wrong = "0".repeat(64);
+    let recipe = format!("[lab]\nname = \"t\"\n[os]\nurl = \"{}\"\nsha256 = \"{wrong}\"\n", server.url(IMAGE_PATH));
+    let lab = Lab::new(&recipe);
+    let actual = sha_of(&image_bytes());
+    lab.fetch(&server, &[])
+        .code(1)
+        .stderr(predicate::str::contains(server.url(IMAGE_PATH)))
+        .stderr(predicate::str::contains(format!("the download's sha256 is {actual}, but {wrong} was expected")))
+        .stderr(predicate::str::contains("nothing was cached"));
+    assert!(lab.cached().is_empty());
+    assert_eq!(std::fs::read_dir(lab.cache.join("partial")).unwrap().count(), 0);
+    assert!(!lab.lock().exists());
+}
+
+#[test]
+fn a_corrupted_cache_entry_is_detected_and_fetched_again() {
+    let server = site();
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[]).success();
+    let sha = sha_of(&image_bytes());
+    let cached = lab.cache.join("sha256").join(&sha);
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes[12345] ^= 0xff;
+    std::fs::write(&cached, &bytes).unwrap();
+    // Offline, the damage is reported as a missing file with its name and URL.
+    lab.fetch(&server, &["--offline"])
+        .code(1)
+        .stderr(predicate::str::contains("is corrupted"))
+        .stderr(predicate::str::contains(format!("os ({}), sha256 {sha}", server.url(IMAGE_PATH))));
+    let before = server.requests_for(IMAGE_PATH).len();
+    lab.fetch(&server, &[]).success().stdout(predicate::str::contains("downloaded 2026-05-13"));
+    assert_eq!(server.requests_for(IMAGE_PATH).len(), before + 1);
+    assert_eq!(cache_file_sha(&lab, &sha), sha);
+}
+
+#[test]
+fn locked_refuses_to_change_the_lock() {
+    let server = site();
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[]).success();
+    let lock_before = std::fs::read(lab.lock()).unwrap();
+    // A Pi 5 joins the lab: two more inputs.
+    let bigger = format!("{PI4_LAB}[[client]]\nname = \"n2\"\nmodel = \"pi5\"\nserial = \"00000002\"\n");
+    std::fs::write(lab.recipe(), bigger).unwrap();
+    lab.fetch(&server, &["--locked"])
+        .code(1)
+        .stderr(predicate::str::contains("`pieeprom-2712` (eeprom:2712:"))
+        .stderr(predicate::str::contains("run without --locked"));
+    assert_eq!(std::fs::read(lab.lock()).unwrap(), lock_before);
+    lab.fetch(&server, &[]).success().stdout(predicate::str::contains("pieeprom-2712"));
+    assert!(std::fs::read_to_string(lab.lock()).unwrap().contains("name = \"recovery-2712\""));
+}
+
+#[test]
+fn http_errors_name_the_url() {
+    let server = site();
+    let missing = server.url("/nowhere.img.xz");
+    let recipe = format!("[lab]\nname = \"t\"\n[os]\nurl = \"{missing}\"\nsha256 = \"{}\"\n", "1".repeat(64));
+    Lab::new(&recipe)
+        .fetch(&server, &[])
+        .code(1)
+        .stderr(predicate::str::contains(format!("{missing}: the server says 404 Not Found")));
+    // TLS to a server that speaks plain HTTP: a TLS error, named as such.
+    let tls = format!("https://{}/x.img.xz", server.addr);
+    let recipe = format!("[lab]\nname = \"t\"\n[os]\nurl = \"{tls}\"\nsha256 = \"{}\"\n", "1".repeat(64));
+    Lab::new(&recipe).fetch(&server, &[]).code(1).stderr(predicate::str::contains(format!("{tls}: TLS failed")));
+}
+
+#[test]
+fn downloads_go_through_http_proxy() {
+    let server = site();
+    // A host name that does not resolve: only the proxy can answer for it.
+    let url = format!("http://images.bramble.invalid{IMAGE_PATH}");
+    let recipe = format!("[lab]\nname = \"t\"\n[os]\nurl = \"{url}\"\nsha256 = \"{}\"\n", sha_of(&image_bytes()));
+    let lab = Lab::new(&recipe);
+    bramble()
+        .env("HTTP_PROXY", server.url(""))
+        .env("http_proxy", server.url(""))
+        .args(["fetch", path_str(&lab.recipe()), "--cache", path_str(&lab.cache)])
+        .assert()
+        .success();
+    let via_proxy = server.requests_for(IMAGE_PATH);
+    assert!(via_proxy.iter().all(|r| r.absolute) && !via_proxy.is_empty(), "{via_proxy:?}");
+}
+
+#[test]
+fn cache_list_and_gc_follow_the_locks() {
+    let server = site();
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[]).success();
+    // A second lab sharing the cache, with its own extra input; then it goes away.
+    let other = tempfile::tempdir().unwrap();
+    let url = server.url("/extra.bin");
+    server.put("/extra.bin", b"extra bytes".to_vec());
+    let recipe = format!("[lab]\nname = \"u\"\n[os]\nurl = \"{url}\"\nsha256 = \"{}\"\n", sha_of(b"extra bytes"));
+    std::fs::write(other.path().join("lab.toml"), recipe).unwrap();
+    bramble()
+        .args(["fetch", path_str(&other.path().join("lab.toml")), "--cache", path_str(&lab.cache)])
+        .assert()
+        .success();
+    assert_eq!(lab.cached().len(), 4);
+    bramble()
+        .args(["cache", "list", "--cache", path_str(&lab.cache)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 files"))
+        .stdout(predicate::str::contains(format!("pieeprom-2711 in {}", lab.lock().canonicalize().unwrap().display())));
+    std::fs::remove_file(other.path().join("bramble.lock")).unwrap();
+    bramble()
+        .args(["cache", "gc", "--dry-run", "--cache", path_str(&lab.cache)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("would remove 1 file(s)"));
+    assert_eq!(lab.cached().len(), 4);
+    bramble().args(["cache", "gc", "--cache", path_str(&lab.cache)]).assert().success();
+    assert_eq!(lab.cached().len(), 3);
+    assert!(!lab.cached().contains(&sha_of(b"extra bytes")));
+    // What remains is exactly what the lab's lock names.
+    let lock = std::fs::read_to_string(lab.lock()).unwrap();
+    assert!(lab.cached().iter().all(|sha| lock.contains(sha.as_str())));
+    let _ = Path::new(".");
+}
