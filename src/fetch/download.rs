@@ -270,7 +270,7 @@ mod tests {
     fn mirrors_rewrite_prefixes() {
         let m: Mirror = "https://downloads.raspberrypi.com=http://10.0.0.1/rpi".parse().unwrap();
         assert_eq!(
-            apply_mirrors("https://downloads.raspberrypi.com/a/b.img.xz", &[m.clone()]),
+            apply_mirrors("https://downloads.raspberrypi.com/a/b.img.xz", std::slice::from_ref(&m)),
             "http://10.0.0.1/rpi/a/b.img.xz"
         );
         assert_eq!(apply_mirrors("https://example.org/x", &[m]), "https://example.org/x");
