@@ -11,3 +11,4 @@ pub mod output;
 pub mod read_at;
 pub mod recipe;
 pub mod source;
+pub mod tree;
