@@ -34,7 +34,7 @@ setup:
     fi
     pkgs=(
         build-essential pkg-config git curl xz-utils ca-certificates file
-        dosfstools mtools fdisk libarchive13 libarchive-tools
+        dosfstools mtools fdisk libarchive13 libarchive-tools attr libcap2-bin python3
         atftp tftp-hpa busybox
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
@@ -84,6 +84,7 @@ cross: setup
     echo "{{cross_bin}}"
 
 # Benchmarks against the field's peers, measured in the same run (needs root: port 69).
+# Results and analysis: docs/benchmarks.md.
 bench: setup
     #!/usr/bin/env bash
     set -euo pipefail
@@ -95,7 +96,7 @@ bench: setup
         for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$peers"; done
     fi
     missing=()
-    for p in libwrap0 libnetfilter-conntrack3 libnftables1; do
+    for p in libwrap0 libnetfilter-conntrack3 libnftables1 time; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -103,3 +104,6 @@ bench: setup
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     fi
     cargo bench --locked --bench tftp
+    # Reading a 2 GiB .img.xz against `xz -dc -T0 | sha256sum` (the image is made once).
+    cargo build --locked --release
+    python3 benches/image_read.py target/release/bramble

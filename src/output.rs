@@ -31,7 +31,20 @@ pub fn write_sparse(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+/// Write `path` atomically with whatever `fill` writes (large or streamed outputs).
+///
+/// A target that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a pipe, an SD
+/// card's block device) is written in place: renaming over it would replace the device node.
+pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut file =
+            File::options().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        fill(&mut file).with_context(|| format!("writing {}", path.display()))?;
+        return file.flush().with_context(|| format!("writing {}", path.display()));
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -66,6 +79,14 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         assert!(meta.blocks() * 512 < 1 << 20, "{} blocks allocated", meta.blocks());
         assert_eq!(meta.mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn device_targets_are_written_in_place_not_replaced() {
+        let null = Path::new("/dev/null");
+        write_file(null, b"into the void").unwrap();
+        let meta = std::fs::metadata(null).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()));
     }
 
     #[test]

@@ -122,6 +122,12 @@ impl Cursor {
     }
 }
 
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cursor({} of {} bytes)", self.pos, self.inner.len())
+    }
+}
+
 impl io::Read for Cursor {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.inner.len().saturating_sub(self.pos);

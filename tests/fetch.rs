@@ -7,15 +7,28 @@ mod common;
 
 use bramble::source::eeprom_release::{RELEASES, RPI_EEPROM};
 use common::http::HttpServer;
+use common::image::{PiImage, build_pi_image};
 use common::*;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 const IMAGE_PATH: &str =
     "/raspios_lite_arm64/images/raspios_lite_arm64-2026-05-13/2026-05-13-raspios-trixie-arm64-lite.img.xz";
 
+/// A Raspberry-Pi-OS-shaped image made by the real tools (tests/common/image.rs), as `xz -T0`.
+fn image() -> &'static PiImage {
+    static IMAGE: OnceLock<PiImage> = OnceLock::new();
+    IMAGE.get_or_init(|| build_pi_image(false))
+}
+
 fn image_bytes() -> Vec<u8> {
-    (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    std::fs::read(&image().xz).unwrap()
+}
+
+/// sha256sum of the uncompressed image, as the OS list's `extract_sha256` gives it.
+fn extract_sha() -> String {
+    tool_ok("sha256sum", &[path_str(&image().img)]).split_whitespace().next().unwrap().to_string()
 }
 
 fn sha_of(bytes: &[u8]) -> String {
@@ -28,15 +41,20 @@ fn sha_of(bytes: &[u8]) -> String {
 /// The site: OS list (image hash in a .sha256 sidecar, as some list entries do), the image, and
 /// the pinned bootloader files under /rpi-eeprom.
 fn site() -> HttpServer {
+    site_with(&extract_sha())
+}
+
+fn site_with(extract_sha256: &str) -> HttpServer {
     let server = HttpServer::start();
     let image = image_bytes();
     let list = format!(
         r#"{{"os_list": [{{"name": "Raspberry Pi OS (other)", "subitems": [
             {{"name": "Raspberry Pi OS Lite (64-bit)", "url": "{}", "image_download_size": {},
-              "release_date": "2026-05-13", "extract_sha256": "{}", "extract_size": 123456}}]}}]}}"#,
+              "release_date": "2026-05-13", "extract_sha256": "{}", "extract_size": {}}}]}}]}}"#,
         server.url(IMAGE_PATH),
         image.len(),
-        "e".repeat(64)
+        extract_sha256,
+        std::fs::metadata(&self::image().img).unwrap().len()
     );
     server.put("/os_list.json", list.into_bytes());
     server.put(&format!("{IMAGE_PATH}.sha256"), format!("{}  x.img.xz\n", sha_of(&image)).into_bytes());
@@ -114,7 +132,8 @@ fn fetch_writes_a_lock_and_a_second_run_works_offline() {
     assert!(lock.contains(&format!("sha256 = \"{image_sha}\"")), "{lock}");
     assert!(lock.contains(&format!("url = \"{}\"", server.url(IMAGE_PATH))), "{lock}");
     assert!(lock.contains("from = \"catalog:raspios-lite-arm64\""), "{lock}");
-    assert!(lock.contains("size = 3000000"), "{lock}");
+    assert!(lock.contains(&format!("size = {}", image_bytes().len())), "{lock}");
+    assert!(lock.contains(&format!("extract_sha256 = \"{}\"", extract_sha())), "{lock}");
     assert!(lock.contains("release_date = \"2026-05-13\""), "{lock}");
     // The lock pins the upstream URLs, not the mirror's.
     assert!(lock.contains(&format!("url = \"{}", RPI_EEPROM)), "{lock}");
@@ -136,14 +155,15 @@ fn fetch_writes_a_lock_and_a_second_run_works_offline() {
 #[test]
 fn an_interrupted_download_resumes_where_it_stopped() {
     let server = site();
-    server.cut(IMAGE_PATH, 1_000_000, 2);
+    let cut = image_bytes().len() / 3;
+    server.cut(IMAGE_PATH, cut, 2);
     let lab = Lab::new(PI4_LAB);
     lab.fetch(&server, &[]).success().stderr(predicate::str::contains("retrying"));
     let gets = server.requests_for(IMAGE_PATH);
     assert_eq!(gets.len(), 3, "{gets:?}");
     assert_eq!(gets[0].range, None);
-    assert_eq!(gets[1].range.as_deref(), Some("bytes=1000000-"));
-    assert_eq!(gets[2].range.as_deref(), Some("bytes=2000000-"));
+    assert_eq!(gets[1].range.as_deref(), Some(format!("bytes={cut}-").as_str()));
+    assert_eq!(gets[2].range.as_deref(), Some(format!("bytes={}-", 2 * cut).as_str()));
     let sha = sha_of(&image_bytes());
     assert_eq!(cache_file_sha(&lab, &sha), sha);
     assert_eq!(std::fs::read_dir(lab.cache.join("partial")).unwrap().count(), 0);
@@ -163,6 +183,22 @@ fn a_wrong_sha256_is_a_clear_error_and_caches_nothing() {
         .stderr(predicate::str::contains("nothing was cached"));
     assert!(lab.cached().is_empty());
     assert_eq!(std::fs::read_dir(lab.cache.join("partial")).unwrap().count(), 0);
+    assert!(!lab.lock().exists());
+}
+
+#[test]
+fn an_image_that_does_not_decompress_to_the_published_hash_is_removed() {
+    let wrong = "e".repeat(64);
+    let server = site_with(&wrong);
+    let lab = Lab::new(PI4_LAB);
+    lab.fetch(&server, &[])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "the uncompressed image's sha256 is {}, but the OS list says {wrong}",
+            extract_sha()
+        )))
+        .stderr(predicate::str::contains("failed verification and was removed from the cache"));
+    assert!(!lab.cache.join("sha256").join(sha_of(&image_bytes())).exists());
     assert!(!lab.lock().exists());
 }
 

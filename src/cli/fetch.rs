@@ -105,6 +105,9 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let outcome =
         runtime.block_on(resolve::fetch_all(&wanted, existing.as_ref(), recipe_file, &cache, &downloader, &options))?;
+    for f in outcome.files.iter().filter(|f| f.status == Status::Downloaded) {
+        verify_extracted(f, quiet)?;
+    }
     let mut out = std::io::stdout().lock();
     for f in &outcome.files {
         let status = match f.status {
@@ -123,6 +126,32 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
     }
     cache.register_lock(&lock_path)?;
     Ok(())
+}
+
+/// A freshly downloaded OS image whose uncompressed sha256 the OS list publishes is checked
+/// once, end to end: the download hash covers the transfer, this covers what gets built from.
+/// A mismatch takes the file out of the cache again.
+fn verify_extracted(f: &resolve::Fetched, quiet: bool) -> Result<()> {
+    let Some(expected) = f.input.extract_sha256.as_deref().filter(|_| f.input.name == inputs::OS) else {
+        return Ok(());
+    };
+    let checked = (|| {
+        let image = crate::source::os_image::OsImage::open(&f.path)?;
+        let file = f.input.url.rsplit('/').next().unwrap_or(&f.input.url);
+        let mut progress =
+            crate::fetch::progress::Progress::start_with("verifying", file, Some(image.disk.len()), 0, quiet);
+        let (sha, _) = image.sha256(&mut progress)?;
+        progress.finish();
+        anyhow::ensure!(
+            sha.eq_ignore_ascii_case(expected),
+            "the uncompressed image's sha256 is {sha}, but the OS list says {expected}"
+        );
+        Ok(())
+    })();
+    checked.map_err(|e| {
+        let _ = std::fs::remove_file(&f.path);
+        e.context(format!("{} ({}) failed verification and was removed from the cache", f.input.name, f.input.url))
+    })
 }
 
 pub fn cache_command(command: CacheCommand) -> Result<()> {

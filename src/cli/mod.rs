@@ -6,6 +6,7 @@
 
 mod eeprom;
 mod fetch;
+mod image;
 mod logging;
 mod serve;
 mod validate;
@@ -47,6 +48,10 @@ enum Command {
     /// Look after the download cache
     #[command(subcommand)]
     Cache(fetch::CacheCommand),
+    /// Show an OS image's partitions, filesystems, folders and files, without mounting it
+    Inspect(image::InspectArgs),
+    /// Write a filesystem (or a folder) of an OS image out as a tar or a folder
+    Extract(image::ExtractArgs),
     /// Run the boot daemon: TFTP for Pi and PC clients
     Serve(serve::Args),
 }
@@ -82,6 +87,8 @@ pub fn main() -> ExitCode {
         Command::Eeprom(command) => eeprom::run(command, quiet),
         Command::Serve(args) => serve::run(args),
         Command::Fetch(args) => fetch::fetch(args, quiet),
+        Command::Inspect(args) => image::inspect(args, quiet),
+        Command::Extract(args) => image::extract(args),
         Command::Cache(command) => fetch::cache_command(command),
     };
     match result {

@@ -2,5 +2,9 @@
 //!
 //! Knows nothing about Raspberry Pis; callers decide sizes, labels and ids.
 
+pub mod ext4;
 pub mod fat;
+pub mod fat_reader;
 pub mod mbr;
+pub mod partition;
+pub mod xz;

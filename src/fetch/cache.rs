@@ -182,10 +182,13 @@ impl Cache {
             let name = item.file_name().to_string_lossy().into_owned();
             let sha = name.trim_end_matches(".part");
             if !refs.contains_key(sha) {
+                // Size first: once removed there is nothing left to stat.
+                let size = item.metadata()?.len();
                 if !dry_run {
-                    std::fs::remove_file(item.path())?;
+                    std::fs::remove_file(item.path())
+                        .with_context(|| format!("cannot remove {}", item.path().display()))?;
                 }
-                removed.push(Entry { sha256: sha.to_string(), size: item.metadata()?.len(), path: item.path() });
+                removed.push(Entry { sha256: sha.to_string(), size, path: item.path() });
             }
         }
         Ok(removed)

@@ -10,7 +10,7 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub enum Progress {
     Bar(ProgressBar),
-    Log { name: String, total: Option<u64>, done: u64, started: Instant, last: Instant },
+    Log { verb: &'static str, name: String, total: Option<u64>, done: u64, started: Instant, last: Instant },
     Quiet,
 }
 
@@ -21,6 +21,11 @@ fn mib(bytes: u64) -> f64 {
 impl Progress {
     /// Progress of downloading `name` (`total` bytes if known), `done` already present.
     pub fn start(name: &str, total: Option<u64>, done: u64, quiet: bool) -> Progress {
+        Progress::start_with("downloading", name, total, done, quiet)
+    }
+
+    /// Progress of any long pass over `total` bytes (`verb`: "verifying", ...).
+    pub fn start_with(verb: &'static str, name: &str, total: Option<u64>, done: u64, quiet: bool) -> Progress {
         if quiet {
             return Progress::Quiet;
         }
@@ -40,22 +45,22 @@ impl Progress {
         }
         let resumed = if done > 0 { format!(", resuming at {:.1} MiB", mib(done)) } else { String::new() };
         let size = total.map_or("unknown size".to_string(), |t| format!("{:.1} MiB", mib(t)));
-        tracing::info!("downloading {name} ({size}{resumed})");
+        tracing::info!("{verb} {name} ({size}{resumed})");
         let now = Instant::now();
-        Progress::Log { name: name.to_string(), total, done, started: now, last: now }
+        Progress::Log { verb, name: name.to_string(), total, done, started: now, last: now }
     }
 
     pub fn advance(&mut self, bytes: u64) {
         match self {
             Progress::Bar(bar) => bar.inc(bytes),
-            Progress::Log { name, total, done, started, last } => {
+            Progress::Log { verb, name, total, done, started, last } => {
                 *done += bytes;
                 if last.elapsed() >= LOG_EVERY {
                     *last = Instant::now();
                     let rate = mib(*done) / started.elapsed().as_secs_f64().max(0.001);
                     let of =
                         total.map_or(String::new(), |t| format!(" of {:.1} MiB ({}%)", mib(t), *done * 100 / t.max(1)));
-                    tracing::info!("downloading {name}: {:.1} MiB{of}, {rate:.1} MiB/s", mib(*done));
+                    tracing::info!("{verb} {name}: {:.1} MiB{of}, {rate:.1} MiB/s", mib(*done));
                 }
             }
             Progress::Quiet => {}
@@ -74,9 +79,9 @@ impl Progress {
     pub fn finish(self) {
         match self {
             Progress::Bar(bar) => bar.finish_and_clear(),
-            Progress::Log { name, done, started, .. } => {
+            Progress::Log { verb, name, done, started, .. } => {
                 let secs = started.elapsed().as_secs_f64();
-                tracing::info!("downloaded {name}: {:.1} MiB in {secs:.1} s", mib(done));
+                tracing::info!("{verb} {name}: done, {:.1} MiB in {secs:.1} s", mib(done));
             }
             Progress::Quiet => {}
         }

@@ -5,3 +5,4 @@
 pub mod catalog;
 pub mod eeprom_release;
 pub mod inputs;
+pub mod os_image;

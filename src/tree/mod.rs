@@ -39,6 +39,9 @@ impl Timestamp {
 /// Where a file's bytes are.
 pub trait ContentSource: Send + Sync {
     fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// A reader over exactly `len()` bytes.
     fn open(&self) -> io::Result<Box<dyn Read + Send + '_>>;
 }
@@ -86,7 +89,7 @@ struct Bytes(Arc<[u8]>);
 
 impl ContentSource for Bytes {
     fn len(&self) -> u64 {
-        self.0.len() as u64
+        self.0.len()
     }
     fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(&self.0[..]))
@@ -181,8 +184,14 @@ pub enum Kind {
     Symlink(PathBuf),
     /// Another path of the same file (the first, in tree order, carries the content).
     HardLink(PathBuf),
-    CharDevice { major: u32, minor: u32 },
-    BlockDevice { major: u32, minor: u32 },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
     Socket,
 }

@@ -41,6 +41,32 @@ fn archive_path(path: &Path, dir: bool) -> Vec<u8> {
     out
 }
 
+/// Store `name` in the ustar name and prefix fields byte for byte; false if it does not fit.
+/// (The tar crate's `set_path` would normalise `./x` to `x`, unlike `tar -C root -c .`.)
+fn put_name(header: &mut tar::Header, name: &[u8]) -> bool {
+    let ustar = header.as_ustar_mut().expect("ustar header");
+    let (prefix, rest) = if name.len() <= ustar.name.len() {
+        (&name[..0], name)
+    } else {
+        // Split at a slash so that the prefix fits 155 bytes and the rest 100.
+        let Some(cut) = (0..name.len())
+            .rev()
+            .find(|&i| name[i] == b'/' && i <= ustar.prefix.len() && name.len() - i - 1 <= ustar.name.len() && i > 0)
+        else {
+            return false;
+        };
+        (&name[..cut], &name[cut + 1..])
+    };
+    if rest.is_empty() {
+        return false;
+    }
+    ustar.name = [0; 100];
+    ustar.prefix = [0; 155];
+    ustar.name[..rest.len()].copy_from_slice(rest);
+    ustar.prefix[..prefix.len()].copy_from_slice(prefix);
+    true
+}
+
 fn bytes_of(path: &Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     path.as_os_str().as_bytes().to_vec()
@@ -90,14 +116,17 @@ fn append<W: Write>(builder: &mut tar::Builder<W>, path: &Path, node: &Node, opt
     };
     header.set_entry_type(entry_type);
     header.set_mode(node.mode & 0o7777);
-    if header.set_path(String::from_utf8_lossy(&name).as_ref()).is_err() || !name.is_ascii() {
+    if !name.is_ascii() || !put_name(&mut header, &name) {
         pax_record(&mut pax, "path", &name);
-        header.set_path("././@PaxPath")?;
+        put_name(&mut header, b"././@PaxPath");
     }
     if let Some(link) = &link {
-        if link.len() > 100 || !link.is_ascii() || header.set_link_name(String::from_utf8_lossy(link).as_ref()).is_err() {
+        let field = &mut header.as_ustar_mut().expect("ustar header").linkname;
+        if link.len() <= field.len() && link.is_ascii() {
+            field[..link.len()].copy_from_slice(link);
+        } else {
             pax_record(&mut pax, "linkpath", link);
-            header.set_link_name("././@PaxLink")?;
+            field[..12].copy_from_slice(b"././@PaxLink");
         }
     }
     for (field, value) in [("uid", u64::from(node.uid)), ("gid", u64::from(node.gid))] {
@@ -112,13 +141,17 @@ fn append<W: Write>(builder: &mut tar::Builder<W>, path: &Path, node: &Node, opt
     }
     header.set_size(size.min(USTAR_BIG_MAX));
     if mtime.secs < 0 || mtime.secs as u64 > USTAR_BIG_MAX || mtime.nanos != 0 {
-        let value = if mtime.nanos != 0 { format!("{}.{:09}", mtime.secs, mtime.nanos) } else { mtime.secs.to_string() };
+        let value =
+            if mtime.nanos != 0 { format!("{}.{:09}", mtime.secs, mtime.nanos) } else { mtime.secs.to_string() };
         pax_record(&mut pax, "mtime", value.as_bytes());
     }
     header.set_mtime(mtime.secs.clamp(0, USTAR_BIG_MAX as i64) as u64);
     if let Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } = node.kind {
         if u64::from(major) > USTAR_ID_MAX || u64::from(minor) > USTAR_ID_MAX {
-            return Err(io::Error::other(format!("{}: device number {major}:{minor} does not fit a tar header", path.display())));
+            return Err(io::Error::other(format!(
+                "{}: device number {major}:{minor} does not fit a tar header",
+                path.display()
+            )));
         }
         header.set_device_major(major)?;
         header.set_device_minor(minor)?;
@@ -130,9 +163,9 @@ fn append<W: Write>(builder: &mut tar::Builder<W>, path: &Path, node: &Node, opt
         let mut x = tar::Header::new_ustar();
         x.set_entry_type(tar::EntryType::XHeader);
         let base = path.file_name().map(|n| bytes_of(Path::new(n))).unwrap_or_else(|| b".".to_vec());
-        let x_name = format!("./PaxHeaders/{}", String::from_utf8_lossy(&base));
-        if x.set_path(&x_name).is_err() {
-            x.set_path("./PaxHeaders/@LongName")?;
+        let x_name = [b"./PaxHeaders/".as_slice(), &base].concat();
+        if !x_name.is_ascii() || !put_name(&mut x, &x_name) {
+            put_name(&mut x, b"./PaxHeaders/@LongName");
         }
         x.set_mode(0o644);
         x.set_mtime(header.mtime().unwrap_or(0));
@@ -243,11 +276,17 @@ mod tests {
                 assert_eq!(e.link_name().unwrap().unwrap().display().to_string(), "./bin/ping");
             }
             if path == "./dev/null" {
-                assert_eq!((e.header().device_major().unwrap(), e.header().device_minor().unwrap()), (Some(1), Some(3)));
+                assert_eq!(
+                    (e.header().device_major().unwrap(), e.header().device_minor().unwrap()),
+                    (Some(1), Some(3))
+                );
             }
             seen.push(path);
         }
         assert_eq!(seen[0], "./");
+        for name in ["./bin/ping", "./bin/ping2", "./dev/null"] {
+            assert!(seen.iter().any(|s| s == name), "{name} not in {seen:?}");
+        }
         assert!(seen.contains(&format!("./{}", "x".repeat(150))));
         assert_eq!(seen.len(), 8);
     }
