@@ -34,7 +34,7 @@ setup:
     fi
     pkgs=(
         build-essential pkg-config git curl xz-utils ca-certificates file
-        dosfstools mtools fdisk libarchive13 libarchive-tools attr libcap2-bin python3
+        dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
         atftp tftp-hpa busybox
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
