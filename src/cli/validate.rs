@@ -2,7 +2,7 @@
 
 use super::{Reported, styled_stderr, to_stderr};
 use crate::diagnostic::{render, summary};
-use crate::recipe::{self, DEFAULT_RECIPE, DEFAULT_RECIPE_NAME, OsSource};
+use crate::recipe::{self, DEFAULT_RECIPE, DEFAULT_RECIPE_NAME};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,10 +38,7 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         .into_iter()
         .map(|m| format!("{}×{m}", recipe.clients.iter().filter(|c| c.model == m).count()))
         .collect();
-    let os = match &recipe.os {
-        OsSource::Catalog(name) => name.clone(),
-        OsSource::Url(download) => download.url.clone(),
-    };
+    let os = recipe.os.describe();
     let note = if parsed.diagnostics.is_empty() { String::new() } else { format!(" ({found})") };
     let n = recipe.clients.len();
     let line = format!(

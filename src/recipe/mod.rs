@@ -5,6 +5,7 @@
 //! Every key and its default is documented in recipes/README.md. Reads nothing but the text it
 //! is given.
 
+mod boot;
 mod net;
 mod raw;
 mod validate;
@@ -33,6 +34,9 @@ pub struct Recipe {
     pub eeprom: Vec<(String, String)>,
     /// Newer boot firmware to lay over the OS image's (`[firmware]`).
     pub firmware: Option<Download>,
+    /// PC (PXE) boot: loaders and the boot menu (`[pc]`, `[[menu]]`); `None` when the lab has
+    /// no PC clients and no menu.
+    pub pc: Option<Pc>,
 }
 
 /// A file named by URL and pinned by its sha256 (lower-case hex).
@@ -49,6 +53,32 @@ pub struct Lab {
     pub seed: String,
     /// Timestamp for every output; `None` means the OS image's release date.
     pub source_date_epoch: Option<u32>,
+    /// One read-only root for every client, or a writable copy each.
+    pub root: RootMode,
+    /// Where the clients' SSH host keys come from.
+    pub ssh_host_keys: HostKeys,
+    /// The recipe's own overlay folders, relative to the recipe's folder, laid over the repo's.
+    pub overlays: Vec<std::path::PathBuf>,
+}
+
+/// How clients share the OS root (DESIGN.md, "The lab on disk").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootMode {
+    /// One read-only NFS export for every client; writable paths are tmpfs (the PiServer model).
+    Shared,
+    /// Each client gets its own writable copy of the root.
+    PerClient,
+}
+
+/// SSH host keys of the clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKeys {
+    /// Generated at every boot into tmpfs: nothing secret in the shared root, but the keys
+    /// change at each boot.
+    Boot,
+    /// Generated once by the build, per client, from the lab seed, and served only to that
+    /// client's folder; stable across boots.
+    PerClient,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +87,26 @@ pub enum OsSource {
     Catalog(String),
     /// An image at a URL, pinned by its sha256.
     Url(Download),
+    /// A Debian arm64 root built with mmdebstrap from `[debian]`'s archive.
+    Debian(DebianRoot),
+}
+
+/// What the Debian root holds beyond the base system Bramble always installs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DebianRoot {
+    /// Extra packages, sorted, each once.
+    pub packages: Vec<String>,
+}
+
+impl OsSource {
+    /// The OS's name for messages and ids (`raspios-lite-arm64`, `debian`, an image URL).
+    pub fn describe(&self) -> String {
+        match self {
+            OsSource::Catalog(name) => name.clone(),
+            OsSource::Url(d) => d.url.clone(),
+            OsSource::Debian(_) => "debian".into(),
+        }
+    }
 }
 
 /// Catalog names `[os] catalog` accepts, with what they are.
@@ -82,6 +132,8 @@ pub struct Server {
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
     pub dhcp: DhcpMode,
+    /// Which PXE clients get a boot answer.
+    pub answer: Answer,
     /// The dynamic pool (server mode).
     pub range: Option<Ipv4Range>,
     pub ssh_keys: Vec<String>,
@@ -110,6 +162,27 @@ impl fmt::Display for DhcpMode {
     }
 }
 
+/// Which PXE clients the daemon answers with boot information.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Only the recipe's clients (by MAC, or a Pi's serial from its DHCP option 97).
+    Known,
+    /// The recipe's clients and any Raspberry Pi.
+    Pis,
+    /// Every PXE client on the network.
+    All,
+}
+
+impl Answer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Answer::Known => "known",
+            Answer::Pis => "pis",
+            Answer::All => "all",
+        }
+    }
+}
+
 /// Board families; each netboots its own way (research/pi-netboot.md §1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Model {
@@ -119,26 +192,33 @@ pub enum Model {
     Pi4,
     /// Pi 5, 500, CM5: BCM2712 EEPROM bootloader with built-in firmware.
     Pi5,
+    /// A PXE machine (x86 BIOS or UEFI, arm64 UEFI): boots the PC menu, or the lab's OS.
+    Pc,
 }
 
 impl Model {
-    pub const ALL: [Model; 3] = [Model::Pi3, Model::Pi4, Model::Pi5];
+    pub const ALL: [Model; 4] = [Model::Pi3, Model::Pi4, Model::Pi5, Model::Pc];
 
     pub fn name(self) -> &'static str {
         match self {
             Model::Pi3 => "pi3",
             Model::Pi4 => "pi4",
             Model::Pi5 => "pi5",
+            Model::Pc => "pc",
         }
     }
 
-    /// The SoC of its bootloader EEPROM; Pi 3 has none.
+    /// The SoC of its bootloader EEPROM; Pi 3 and PCs have none.
     pub fn eeprom_chip(self) -> Option<Chip> {
         match self {
-            Model::Pi3 => None,
+            Model::Pi3 | Model::Pc => None,
             Model::Pi4 => Some(Chip::Bcm2711),
             Model::Pi5 => Some(Chip::Bcm2712),
         }
+    }
+
+    pub fn is_pi(self) -> bool {
+        self != Model::Pc
     }
 }
 
@@ -163,6 +243,102 @@ pub struct Client {
     pub config_txt: Option<String>,
     /// This client's bootloader settings over `[eeprom]`.
     pub eeprom: Vec<(String, String)>,
+    /// What a PC client boots (Pis always boot the lab's OS).
+    pub boot: ClientBoot,
+}
+
+/// What a client boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientBoot {
+    /// The lab's OS over NFS (every Pi; an arm64 UEFI machine with `boot = "os"`).
+    Os,
+    /// The PC boot menu (`[[menu]]`).
+    Menu,
+}
+
+/// PC boot: which loader each firmware gets and the menu they show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pc {
+    pub bios: BiosLoader,
+    pub uefi: UefiLoader,
+    /// Seconds the menu waits before booting its first entry; 0 boots it at once.
+    pub timeout: u32,
+    pub menu: Vec<MenuEntry>,
+}
+
+/// What BIOS PXE ROMs load first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BiosLoader {
+    /// pxelinux.0 with a syslinux menu (pxelinux.cfg/default).
+    Pxelinux,
+    /// undionly.kpxe, then the iPXE menu over HTTP.
+    Ipxe,
+}
+
+/// What x86-64 UEFI firmware loads first (arm64 UEFI always gets GRUB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UefiLoader {
+    /// ipxe.efi, then the iPXE menu over HTTP.
+    Ipxe,
+    /// syslinux.efi with the syslinux menu.
+    Syslinux,
+}
+
+/// One entry of the PC boot menu.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MenuEntry {
+    pub label: String,
+    pub kind: MenuKind,
+    /// `kernel`: the kernel, then initrds; `iso`: the image; `chain`: the loader; `local`: none.
+    pub files: Vec<FileRef>,
+    /// Kernel command line (`kernel`), or memdisk arguments (`iso`).
+    pub append: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MenuKind {
+    /// Boot the machine's own disk.
+    Local,
+    /// A Linux kernel and its initrds.
+    Kernel,
+    /// A disk or CD image in memory (memdisk; BIOS only: memdisk does not run on UEFI).
+    Iso,
+    /// Another network boot program (netboot.xyz, a vendor's NBP), or an http:// URL.
+    Chain,
+}
+
+impl MenuKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MenuKind::Local => "local",
+            MenuKind::Kernel => "kernel",
+            MenuKind::Iso => "iso",
+            MenuKind::Chain => "chain",
+        }
+    }
+}
+
+/// Where a file of the lab comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileRef {
+    /// A file on the build machine, relative to the recipe's folder.
+    Local(std::path::PathBuf),
+    /// A download pinned by sha256 (`https://…#sha256=…`).
+    Url(Download),
+    /// A file inside a package of `[debian]`'s archive (`deb:PACKAGE:/path`).
+    Deb { package: String, path: String },
+}
+
+impl FileRef {
+    /// The file's name, as the lab tree stores it.
+    pub fn file_name(&self) -> String {
+        let path = match self {
+            FileRef::Local(p) => return p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            FileRef::Url(d) => d.url.split(['#', '?']).next().unwrap_or(""),
+            FileRef::Deb { path, .. } => path.as_str(),
+        };
+        path.rsplit('/').next().unwrap_or("").to_string()
+    }
 }
 
 impl Client {
@@ -170,6 +346,7 @@ impl Client {
     /// `TFTP_PREFIX`/`TFTP_PREFIX_STR`; `None` if the client lacks the needed identifier.
     pub fn tftp_prefix(&self, prefix_mode: u8, prefix_str: &str) -> Option<String> {
         match (self.model, prefix_mode) {
+            (Model::Pc, _) => None,
             (Model::Pi3, _) | (_, 0) => self.serial.map(|s| s.to_string()),
             (_, 2) => self.mac.map(|m| m.dashed()),
             _ => Some(prefix_str.trim_end_matches('/').to_string()),
@@ -256,6 +433,7 @@ mod tests {
             cmdline: None,
             config_txt: None,
             eeprom: vec![],
+            boot: ClientBoot::Os,
         };
         assert_eq!(client.tftp_prefix(0, "").as_deref(), Some("d9780558"));
         assert_eq!(client.tftp_prefix(2, "").as_deref(), Some("dc-a6-32-01-36-c2"));

@@ -19,6 +19,25 @@ pub struct RawRecipe {
     pub client: Opt<Vec<Spanned<RawClient>>>,
     pub eeprom: Opt<EepromTable>,
     pub firmware: Opt<RawFirmware>,
+    pub pc: Opt<RawPc>,
+    pub menu: Opt<Vec<Spanned<RawMenu>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPc {
+    pub bios: Opt<String>,
+    pub uefi: Opt<String>,
+    pub timeout: Opt<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMenu {
+    pub label: Opt<String>,
+    pub kind: Opt<String>,
+    pub files: Opt<Vec<Spanned<String>>>,
+    pub append: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,11 +53,16 @@ pub struct RawLab {
     pub name: Opt<String>,
     pub seed: Opt<String>,
     pub source_date_epoch: Opt<i64>,
+    pub root: Opt<String>,
+    pub ssh_host_keys: Opt<String>,
+    pub overlays: Opt<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOs {
+    pub source: Opt<String>,
+    pub packages: Opt<Vec<Spanned<String>>>,
     pub catalog: Opt<String>,
     pub url: Opt<String>,
     pub sha256: Opt<String>,
@@ -54,6 +78,7 @@ pub struct RawServer {
     pub dns: Opt<Vec<Spanned<String>>>,
     pub domain: Opt<String>,
     pub dhcp: Opt<String>,
+    pub answer: Opt<String>,
     pub range: Opt<String>,
     pub ssh_keys: Opt<Vec<Spanned<String>>>,
     pub user: Opt<String>,
@@ -69,6 +94,7 @@ pub struct RawClient {
     pub address: Opt<String>,
     pub cmdline: Opt<String>,
     pub config_txt: Opt<String>,
+    pub boot: Opt<String>,
     pub eeprom: Opt<EepromTable>,
 }
 
@@ -172,7 +198,9 @@ fn remove_entry_at(table: &mut DeTable, span: &std::ops::Range<usize>) -> Vec<St
 fn place(path: &[String]) -> String {
     match path {
         [] | [_] => "at the top level".into(),
-        [section, n, _, ..] if section == "client" && n.parse::<usize>().is_ok() => format!("in [[client]] #{n}"),
+        [section, n, _, ..] if (section == "client" || section == "menu") && n.parse::<usize>().is_ok() => {
+            format!("in [[{section}]] #{n}")
+        }
         [section, .., _] => format!("in [{section}]"),
     }
 }
@@ -194,9 +222,12 @@ fn explain(message: &str, span: std::ops::Range<usize>, path: &[String]) -> Diag
         };
         return Diagnostic::error(span, format!("unknown key `{field}` {}", place(path))).help(help);
     }
-    if path == ["client"] && message.contains("expected a sequence") {
-        return Diagnostic::error(span, "`client` must be a list of tables")
-            .help("write [[client]] (double brackets) before each client");
+    if let [section] = path
+        && (section == "client" || section == "menu")
+        && message.contains("expected a sequence")
+    {
+        return Diagnostic::error(span, format!("`{section}` must be a list of tables"))
+            .help(format!("write [[{section}]] (double brackets) before each {section}"));
     }
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));

@@ -3,8 +3,8 @@
 
 use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawFirmware, RawLab, RawOs, RawRecipe, RawServer};
 use super::{
-    Client, DEFAULT_OS, DhcpMode, Download, Ipv4Net, Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource,
-    RASPBERRY_PI_OUIS, Recipe, Serial, Server,
+    Answer, Client, ClientBoot, DEFAULT_OS, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net, Ipv4Range, Lab,
+    MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode, Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
 use crate::eeprom::{Chip, bootconf};
@@ -19,20 +19,20 @@ use toml::Spanned;
 const MIN_EPOCH: i64 = 315_532_800;
 
 #[derive(Default)]
-struct Report(Vec<Diagnostic>);
+pub(super) struct Report(pub(super) Vec<Diagnostic>);
 
 impl Report {
-    fn error(&mut self, span: impl Into<Option<Range<usize>>>, message: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn error(&mut self, span: impl Into<Option<Range<usize>>>, message: impl Into<String>, help: impl Into<String>) {
         self.0.push(Diagnostic::error(span, message).help(help));
     }
 
-    fn push(&mut self, d: Diagnostic) {
+    pub(super) fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
 
     /// Parse an optional value with `FromStr`, reporting failure with `help`. Our own types
     /// explain themselves; the only foreign one here is `Ipv4Addr`.
-    fn parse<T: FromStr<Err: std::fmt::Display>>(&mut self, value: &Opt<String>, help: &str) -> Option<T> {
+    pub(super) fn parse<T: FromStr<Err: std::fmt::Display>>(&mut self, value: &Opt<String>, help: &str) -> Option<T> {
         let v = value.as_ref()?;
         match v.get_ref().parse() {
             Ok(t) => Some(t),
@@ -69,7 +69,7 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
             clients.push(c);
         }
     }
-    if clients.is_empty() && !r.0.iter().any(Diagnostic::is_error) {
+    if clients.is_empty() && raw.menu.is_none() && !r.0.iter().any(Diagnostic::is_error) {
         r.push(
             Diagnostic::warning(None, "the recipe has no [[client]]: the lab will boot no Pi")
                 .help("add a [[client]] table with name, model and serial for each Pi"),
@@ -88,10 +88,11 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
         }
     }
     let firmware = firmware(raw.firmware, &mut r);
-    (Recipe { lab, os, server, clients, eeprom, firmware }, r.0)
+    let pc = super::boot::pc(raw.pc, raw.menu, &clients, &os, &mut r);
+    (Recipe { lab, os, server, clients, eeprom, firmware, pc }, r.0)
 }
 
-fn is_dns_label(s: &str) -> bool {
+pub(super) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -102,7 +103,14 @@ fn is_dns_label(s: &str) -> bool {
 fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
     let Some(raw) = raw else {
         r.error(None, "the recipe has no [lab] table", "add:\n[lab]\nname = \"my-lab\"");
-        return Lab { name: "lab".into(), seed: "lab".into(), source_date_epoch: None };
+        return Lab {
+            name: "lab".into(),
+            seed: "lab".into(),
+            source_date_epoch: None,
+            root: RootMode::Shared,
+            ssh_host_keys: HostKeys::Boot,
+            overlays: Vec::new(),
+        };
     };
     let span = raw.span();
     let raw = raw.into_inner();
@@ -143,12 +151,116 @@ fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
             None
         }
     });
-    Lab { name, seed, source_date_epoch }
+    let root = choice(
+        &raw.root,
+        "root",
+        &[("shared", RootMode::Shared), ("per-client", RootMode::PerClient)],
+        "\"shared\" (one read-only root for every client) or \"per-client\" (a writable copy each)",
+        RootMode::Shared,
+        r,
+    );
+    let ssh_host_keys = choice(
+        &raw.ssh_host_keys,
+        "ssh_host_keys",
+        &[("boot", HostKeys::Boot), ("per-client", HostKeys::PerClient)],
+        "\"boot\" (new keys at every boot, in memory) or \"per-client\" (made once by the build)",
+        HostKeys::Boot,
+        r,
+    );
+    let overlays = raw
+        .overlays
+        .map(|list| {
+            list.into_inner()
+                .into_iter()
+                .filter_map(|o| {
+                    let path = std::path::PathBuf::from(o.get_ref());
+                    if o.get_ref().is_empty() || path.components().any(|c| c == std::path::Component::ParentDir) {
+                        r.error(
+                            o.span(),
+                            format!("overlay folder `{}` must be a folder beside the recipe", o.get_ref()),
+                            "write a path relative to the recipe's folder, without `..`",
+                        );
+                        return None;
+                    }
+                    Some(path)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Lab { name, seed, source_date_epoch, root, ssh_host_keys, overlays }
+}
+
+/// One of a fixed set of words, reported with the nearest word when it is none of them.
+pub(super) fn choice<T: Copy>(
+    value: &Opt<String>,
+    key: &str,
+    words: &[(&str, T)],
+    meaning: &str,
+    default: T,
+    r: &mut Report,
+) -> T {
+    let Some(v) = value else { return default };
+    if let Some((_, t)) = words.iter().find(|(w, _)| w == v.get_ref()) {
+        return *t;
+    }
+    let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+    r.error(
+        v.span(),
+        format!("{key} = \"{}\" is not one of {}", v.get_ref(), names.join(", ")),
+        format!("{}use {meaning}", suggest(v.get_ref(), &names)),
+    );
+    default
 }
 
 fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
     let default = OsSource::Catalog(DEFAULT_OS.into());
     let Some(raw) = raw.map(Spanned::into_inner) else { return default };
+    let debian = choice(
+        &raw.source,
+        "source",
+        &[("raspios", false), ("debian", true)],
+        "\"raspios\" (a Raspberry Pi OS image) or \"debian\" (a Debian arm64 root built with mmdebstrap)",
+        false,
+        r,
+    );
+    if debian {
+        for (key, span) in [("catalog", raw.catalog.as_ref()), ("url", raw.url.as_ref()), ("sha256", raw.sha256.as_ref())]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v.span())))
+        {
+            r.error(
+                span,
+                format!("`{key}` is for Raspberry Pi OS images, not source = \"debian\""),
+                "remove it; the Debian root comes from [debian]'s mirror and suite",
+            );
+        }
+        let mut packages: Vec<String> = Vec::new();
+        for p in raw.packages.map(Spanned::into_inner).unwrap_or_default() {
+            let name = p.get_ref();
+            let valid = name.len() >= 2
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+            if !valid {
+                r.error(
+                    p.span(),
+                    format!("`{name}` is not a Debian package name"),
+                    "write the package's name as `apt-cache show` knows it, e.g. \"htop\"",
+                );
+                continue;
+            }
+            packages.push(p.into_inner());
+        }
+        packages.sort();
+        packages.dedup();
+        return OsSource::Debian(DebianRoot { packages });
+    }
+    if let Some(p) = &raw.packages {
+        r.error(
+            p.span(),
+            "`packages` is for source = \"debian\"",
+            "remove it: a Raspberry Pi OS image is used as it is",
+        );
+    }
     match (raw.catalog, raw.url, raw.sha256) {
         (Some(_), Some(url), _) => {
             r.error(
@@ -190,7 +302,7 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
 }
 
 /// A `url` with its `sha256`, both checked; `what` names the file in messages.
-fn download(url: Spanned<String>, sha: Opt<String>, what: &str, r: &mut Report) -> Download {
+pub(super) fn download(url: Spanned<String>, sha: Opt<String>, what: &str, r: &mut Report) -> Download {
     let u = url.get_ref();
     if !(u.starts_with("https://") || u.starts_with("http://")) {
         r.error(
@@ -241,7 +353,7 @@ fn firmware(raw: Opt<RawFirmware>, r: &mut Report) -> Option<Download> {
 }
 
 /// `did you mean `x`? ` when exactly one candidate is closest and close enough, else nothing.
-fn suggest(given: &str, candidates: &[&str]) -> String {
+pub(super) fn suggest(given: &str, candidates: &[&str]) -> String {
     let mut scored: Vec<(f64, &str)> = candidates.iter().map(|c| (strsim::jaro_winkler(given, c), *c)).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     match scored.as_slice() {
@@ -299,6 +411,14 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
             }
         },
     };
+    let answer = choice(
+        &raw.answer,
+        "answer",
+        &[("known", Answer::Known), ("pis", Answer::Pis), ("all", Answer::All)],
+        "\"known\" (the recipe's clients), \"pis\" (and any Raspberry Pi) or \"all\" (every PXE client)",
+        Answer::Known,
+        r,
+    );
     let address: Option<Ipv4Net> =
         r.parse(&raw.address, "write the server's address with its prefix, e.g. \"10.42.0.1/24\"");
     if let (Some(net), Some(a)) = (address, &raw.address)
@@ -408,7 +528,7 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
         }
         None => "pi".into(),
     };
-    let server = Server { hostname, interface, address, gateway, dns, domain, dhcp, range, ssh_keys, user };
+    let server = Server { hostname, interface, address, gateway, dns, domain, dhcp, answer, range, ssh_keys, user };
     (server, dhcp_span)
 }
 
@@ -552,7 +672,11 @@ fn client(
     let label = name.as_ref().map_or(label, |n| format!("client `{n}`"));
     let model = match &raw.model {
         None => {
-            r.error(span.clone(), format!("{label} has no `model`"), "add model = \"pi3\", \"pi4\" or \"pi5\"");
+            r.error(
+                span.clone(),
+                format!("{label} has no `model`"),
+                "add model = \"pi3\", \"pi4\", \"pi5\" or \"pc\"",
+            );
             None
         }
         Some(m) => {
@@ -562,8 +686,8 @@ fn client(
                     m.span(),
                     format!("`{}` is not a model Bramble knows", m.get_ref()),
                     format!(
-                        "{}use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4) or \"pi5\" (5, 500, CM5)",
-                        suggest(m.get_ref(), &["pi3", "pi4", "pi5"])
+                        "{}use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4), \"pi5\" (5, 500, CM5) or \"pc\" (a PXE machine)",
+                        suggest(m.get_ref(), &["pi3", "pi4", "pi5", "pc"])
                     ),
                 );
             }
@@ -584,7 +708,7 @@ fn client(
                 format!("{m} is not a board's address (multicast or zero)"),
                 "copy the MAC from the board's label or `ethtool -P eth0`",
             );
-        } else if !RASPBERRY_PI_OUIS.iter().any(|oui| m.0[..3] == oui[..]) {
+        } else if model.is_some_and(Model::is_pi) && !RASPBERRY_PI_OUIS.iter().any(|oui| m.0[..3] == oui[..]) {
             r.push(
                 Diagnostic::warning(raw_m.span(), format!("{m} does not start with a Raspberry Pi prefix"))
                     .help("Pis netboot only on their built-in Ethernet (b8:27:eb, dc:a6:32, e4:5f:01, 28:cd:c1, d8:3a:dd, 2c:cf:67); check the address"),
@@ -592,13 +716,42 @@ fn client(
         }
         unique(&mut seen.macs, m, raw_m.span(), "MAC address", &m.to_string(), r);
     }
-    if raw.serial.is_none() && raw.mac.is_none() {
+    if model == Some(Model::Pc) {
+        if raw.mac.is_none() {
+            r.error(
+                span.clone(),
+                format!("{label} is a PC without a `mac`"),
+                "add mac = \"…\": a PXE machine is known by its MAC address",
+            );
+        }
+        for (key, value) in [("serial", raw.serial.as_ref().map(|v| v.span())), ("config_txt", raw.config_txt.as_ref().map(|v| v.span()))] {
+            if let Some(span) = value {
+                r.error(span, format!("`{key}` is for Raspberry Pis, not model = \"pc\""), "remove it");
+            }
+        }
+    } else if raw.serial.is_none() && raw.mac.is_none() {
         r.error(
             span.clone(),
             format!("{label} has neither `serial` nor `mac`"),
             "add serial = \"…\" (8 hex digits): the Pi asks for its files under it",
         );
     }
+    let boot = match (&raw.boot, model) {
+        (None, Some(Model::Pc)) => ClientBoot::Menu,
+        (None, _) => ClientBoot::Os,
+        (Some(_), Some(Model::Pc)) => choice(
+            &raw.boot,
+            "boot",
+            &[("menu", ClientBoot::Menu), ("os", ClientBoot::Os)],
+            "\"menu\" (the PC boot menu) or \"os\" (the lab's OS over NFS: arm64 UEFI machines)",
+            ClientBoot::Menu,
+            r,
+        ),
+        (Some(b), _) => {
+            r.error(b.span(), "`boot` is for model = \"pc\"", "remove it: a Pi always boots the lab's OS");
+            ClientBoot::Os
+        }
+    };
     let address: Option<Ipv4Addr> = r.parse(&raw.address, "write an IPv4 address, e.g. \"10.42.0.11\"");
     if let (Some(ip), Some(raw_a)) = (address, &raw.address) {
         if server.dhcp != DhcpMode::Server {
@@ -632,6 +785,10 @@ fn client(
             r.error(t.span(), "a Pi 3 has no bootloader EEPROM", "remove this client's eeprom table");
             Vec::new()
         }
+        (Some(t), Some(Model::Pc)) => {
+            r.error(t.span(), "a PC has no Raspberry Pi bootloader EEPROM", "remove this client's eeprom table");
+            Vec::new()
+        }
         (Some(t), Some(m)) => eeprom_table(t.into_inner(), &lab_chips(&[m]), r),
         (Some(t), None) => eeprom_table(t.into_inner(), &[], r),
         (None, _) => Vec::new(),
@@ -645,8 +802,11 @@ fn client(
         cmdline: raw.cmdline.map(Spanned::into_inner),
         config_txt: raw.config_txt.map(Spanned::into_inner),
         eeprom,
+        boot,
     };
-    check_prefix(&client, &raw.serial, &raw.mac, span, lab_eeprom, r);
+    if client.model.is_pi() {
+        check_prefix(&client, &raw.serial, &raw.mac, span, lab_eeprom, r);
+    }
     Some(client)
 }
 

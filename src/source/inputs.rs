@@ -39,6 +39,8 @@ pub fn inputs(recipe: &Recipe) -> Vec<Input> {
             from: format!("url:{}#{}", d.url, d.sha256),
             spec: Spec::Pinned { url: d.url.clone(), sha256: d.sha256.clone(), size: None },
         }),
+        // Built by mmdebstrap from the archive, not downloaded as one file.
+        OsSource::Debian(_) => {}
     }
     let mut chips: Vec<_> = recipe.models().into_iter().filter_map(|m| m.eeprom_chip()).collect();
     chips.dedup();
