@@ -7,6 +7,7 @@ pub mod digest;
 pub mod disk;
 pub mod eeprom;
 pub mod fetch;
+pub mod lab;
 pub mod output;
 pub mod read_at;
 pub mod recipe;

@@ -276,6 +276,45 @@ impl Tree {
         self.nodes.get_mut(path)
     }
 
+    /// Remove `path` and, if it is a folder, everything under it; returns what `path` was.
+    pub fn remove(&mut self, path: &Path) -> Option<Node> {
+        let removed = self.nodes.remove(path);
+        if matches!(removed.as_ref().map(|n| &n.kind), Some(Kind::Dir)) {
+            let under: Vec<PathBuf> =
+                self.nodes.range(path.to_path_buf()..).map(|(p, _)| p).take_while(|p| p.starts_with(path)).cloned().collect();
+            for p in under {
+                self.nodes.remove(&p);
+            }
+        }
+        removed
+    }
+
+    /// Add the folders leading to `path` that are missing, each made like `template` (owner,
+    /// mode, time); existing ones are left as they are.
+    pub fn ensure_parents(&mut self, path: &Path, template: &Node) {
+        let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+        dirs.reverse();
+        for dir in dirs {
+            if !self.nodes.contains_key(dir) {
+                let mut node = template.clone();
+                node.kind = Kind::Dir;
+                self.nodes.insert(dir.to_path_buf(), node);
+            }
+        }
+    }
+
+    /// Insert `path`, adding missing parent folders like `dir_template`.
+    pub fn insert_with_parents(&mut self, path: impl Into<PathBuf>, node: Node, dir_template: &Node) {
+        let path = path.into();
+        self.ensure_parents(&path, dir_template);
+        self.nodes.insert(path, node);
+    }
+
+    /// Paths under `dir` (not `dir` itself), in order.
+    pub fn paths_under<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        self.nodes.range(dir.to_path_buf()..).map(|(p, _)| p).skip_while(move |p| p.as_path() == dir).take_while(move |p| p.starts_with(dir))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Node)> {
         self.nodes.iter()
     }
@@ -357,6 +396,23 @@ mod tests {
         assert_eq!(d.mode_string(), "drwxrwxrwt");
         let c = Node::new(Kind::CharDevice { major: 1, minor: 3 }, 0o666);
         assert_eq!(c.mode_string(), "crw-rw-rw-");
+    }
+
+    #[test]
+    fn remove_takes_the_subtree_and_parents_are_made() {
+        let mut t = Tree::new();
+        let dir = Node::new(Kind::Dir, 0o755);
+        for p in ["", "a", "a/b", "a/b/c", "a-b"] {
+            t.insert(p, dir.clone());
+        }
+        t.remove(Path::new("a"));
+        let left: Vec<String> = t.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(left, ["", "a-b"]);
+        t.insert_with_parents("x/y/z", Node::new(Kind::File(Content::bytes(vec![1])), 0o644), &dir);
+        let all: Vec<String> = t.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(all, ["", "a-b", "x", "x/y", "x/y/z"]);
+        let under: Vec<String> = t.paths_under(Path::new("x")).map(|p| p.display().to_string()).collect();
+        assert_eq!(under, ["x/y", "x/y/z"]);
     }
 
     #[test]

@@ -1,0 +1,245 @@
+//! The PC boot menu in each boot loader's language: a syslinux `pxelinux.cfg/default` for BIOS
+//! (pxelinux) and for UEFI (syslinux.efi), an iPXE script, and a GRUB `grub.cfg`. Pure text
+//! from the recipe's `[[menu]]`; where the files are is decided by [`super::pc`].
+//!
+//! Not every firmware can boot every entry: memdisk runs only under BIOS, and UEFI has no
+//! "boot the local disk" for syslinux, so those entries are left out there rather than shown
+//! and failing.
+
+use crate::recipe::{MenuEntry, MenuKind};
+
+/// Which firmware a syslinux config is for: the module set and what can run differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Efi64,
+}
+
+/// A menu entry with the served paths of its files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed<'a> {
+    pub entry: &'a MenuEntry,
+    /// TFTP names (absolute from the TFTP root, `/menu/2/vmlinuz`).
+    pub tftp: Vec<String>,
+    /// HTTP paths (absolute on the lab's HTTP server, `/pc/menu/2/vmlinuz`).
+    pub http: Vec<String>,
+}
+
+/// A label on one line, without the characters each language treats specially.
+fn clean(label: &str) -> String {
+    label.chars().map(|c| if c.is_control() || matches!(c, '"' | '\'' | '$' | '\\' | '`') { ' ' } else { c }).collect()
+}
+
+/// `pxelinux.cfg/default` (BIOS, pxelinux.0) or its UEFI twin (syslinux.efi reads the same
+/// file name). The timeout is in tenths of a second; 0 waits for a key, so "boot at once" is 1.
+pub fn syslinux(title: &str, entries: &[Placed], timeout_secs: u32, firmware: Firmware) -> String {
+    let mut out = String::new();
+    out.push_str("# Written by bramble build from the recipe's [[menu]]; edits are lost at the next build.\n");
+    out.push_str("UI menu.c32\nPROMPT 0\n");
+    out.push_str(&format!("TIMEOUT {}\n", (timeout_secs * 10).max(1)));
+    out.push_str(&format!("MENU TITLE {}\n", clean(title)));
+    let mut first = true;
+    for (i, placed) in entries.iter().enumerate() {
+        let e = placed.entry;
+        let body = match (e.kind, firmware) {
+            (MenuKind::Local, Firmware::Bios) => "  LOCALBOOT 0\n".to_string(),
+            (MenuKind::Local, Firmware::Efi64) | (MenuKind::Iso, Firmware::Efi64) => continue,
+            (MenuKind::Kernel, _) => {
+                let mut b = format!("  KERNEL {}\n", placed.tftp[0]);
+                if placed.tftp.len() > 1 {
+                    b.push_str(&format!("  INITRD {}\n", placed.tftp[1..].join(",")));
+                }
+                if let Some(a) = &e.append {
+                    b.push_str(&format!("  APPEND {a}\n"));
+                }
+                b
+            }
+            (MenuKind::Iso, Firmware::Bios) => format!(
+                "  KERNEL memdisk\n  INITRD {}\n  APPEND {}\n",
+                placed.tftp[0],
+                e.append.as_deref().unwrap_or("iso raw")
+            ),
+            // pxelinux hands a PXE program to the firmware with pxechn; syslinux.efi loads an
+            // EFI program as a kernel.
+            (MenuKind::Chain, Firmware::Bios) => format!("  COM32 pxechn.c32\n  APPEND {}\n", placed.tftp[0]),
+            (MenuKind::Chain, Firmware::Efi64) => format!("  KERNEL {}\n", placed.tftp[0]),
+        };
+        let label = format!("e{}", i + 1);
+        if first {
+            out.push_str(&format!("DEFAULT {label}\n"));
+            first = false;
+        }
+        out.push_str(&format!("\nLABEL {label}\n  MENU LABEL {}\n{body}", clean(&e.label)));
+    }
+    out
+}
+
+/// The iPXE menu script, fetched over HTTP; its paths are absolute on the same server, so it
+/// needs no server address. memdisk entries are offered to BIOS iPXE only.
+pub fn ipxe(title: &str, entries: &[Placed], timeout_secs: u32) -> String {
+    let mut out = String::from("#!ipxe\n# Written by bramble build from the recipe's [[menu]].\n");
+    out.push_str(&format!("menu {}\n", clean(title)));
+    for (i, placed) in entries.iter().enumerate() {
+        let label = clean(&placed.entry.label);
+        if placed.entry.kind == MenuKind::Iso {
+            out.push_str(&format!("iseq ${{platform}} pcbios && item e{} {label} ||\n", i + 1));
+        } else {
+            out.push_str(&format!("item e{} {label}\n", i + 1));
+        }
+    }
+    let default = if entries.is_empty() { String::new() } else { " --default e1".to_string() };
+    let timeout = if timeout_secs == 0 { " --timeout 1".to_string() } else { format!(" --timeout {}", timeout_secs * 1000) };
+    out.push_str(&format!("choose{default}{timeout} target && goto ${{target}} || exit\n"));
+    for (i, placed) in entries.iter().enumerate() {
+        let e = placed.entry;
+        out.push_str(&format!("\n:e{}\n", i + 1));
+        match e.kind {
+            MenuKind::Local => out.push_str("exit\n"),
+            MenuKind::Kernel => {
+                let names: Vec<&str> = placed.http[1..].iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect();
+                // UEFI kernels find their initrds by name through initrd=.
+                let initrds: String = names.iter().map(|n| format!(" initrd={n}")).collect();
+                out.push_str(&format!("kernel {}{initrds} {}\n", placed.http[0], e.append.as_deref().unwrap_or("")));
+                for p in &placed.http[1..] {
+                    out.push_str(&format!("initrd {p}\n"));
+                }
+                out.push_str("boot\n");
+            }
+            MenuKind::Iso => out.push_str(&format!(
+                "kernel /pc/bios/memdisk {}\ninitrd {}\nboot\n",
+                e.append.as_deref().unwrap_or("iso raw"),
+                placed.http[0]
+            )),
+            MenuKind::Chain => out.push_str(&format!("chain {}\n", placed.http[0])),
+        }
+    }
+    out
+}
+
+/// One client that boots an OS kernel from GRUB (an arm64 UEFI machine with `boot = "os"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrubClient {
+    /// `52:54:00:12:34:56`, as GRUB's `net_default_mac` holds it.
+    pub mac: String,
+    pub name: String,
+    /// TFTP names.
+    pub kernel: String,
+    pub initrd: Option<String>,
+    pub cmdline: String,
+}
+
+/// `grub.cfg` for GRUB's network image: each known OS-booting machine, matched by MAC, boots
+/// its kernel at once; any other machine gets the menu entries GRUB can run (kernels and EFI
+/// chains).
+pub fn grub(title: &str, clients: &[GrubClient], entries: &[Placed], timeout_secs: u32) -> String {
+    let mut out = String::from("# Written by bramble build from the recipe; edits are lost at the next build.\n");
+    out.push_str(&format!("set timeout={timeout_secs}\nset default=0\n"));
+    for c in clients {
+        out.push_str(&format!("if [ \"$net_default_mac\" = \"{}\" ]; then\n", c.mac));
+        out.push_str(&format!("  set timeout=0\n  menuentry \"{}\" {{\n", clean(&c.name)));
+        out.push_str(&format!("    linux {} {}\n", c.kernel, c.cmdline));
+        if let Some(i) = &c.initrd {
+            out.push_str(&format!("    initrd {i}\n"));
+        }
+        out.push_str("  }\n  return\nfi\n");
+    }
+    out.push_str(&format!("menuentry \"{}\" {{ true }}\n", clean(title)));
+    for placed in entries {
+        let e = placed.entry;
+        let body = match e.kind {
+            MenuKind::Kernel => {
+                let mut b = format!("  linux {} {}\n", placed.tftp[0], e.append.as_deref().unwrap_or(""));
+                if placed.tftp.len() > 1 {
+                    b.push_str(&format!("  initrd {}\n", placed.tftp[1..].join(" ")));
+                }
+                b
+            }
+            MenuKind::Chain => format!("  chainloader {}\n", placed.tftp[0]),
+            MenuKind::Local => "  exit\n".to_string(),
+            MenuKind::Iso => continue,
+        };
+        out.push_str(&format!("menuentry \"{}\" {{\n{body}}}\n", clean(&e.label)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{FileRef, MenuEntry};
+
+    fn entries() -> Vec<MenuEntry> {
+        vec![
+            MenuEntry { label: "Local disk".into(), kind: MenuKind::Local, files: vec![], append: None },
+            MenuEntry {
+                label: "Linux \"test\"".into(),
+                kind: MenuKind::Kernel,
+                files: vec![FileRef::Local("vmlinuz".into()), FileRef::Local("initrd.img".into())],
+                append: Some("console=ttyS0".into()),
+            },
+            MenuEntry { label: "DOS".into(), kind: MenuKind::Iso, files: vec![FileRef::Local("fd.iso".into())], append: None },
+            MenuEntry { label: "xyz".into(), kind: MenuKind::Chain, files: vec![FileRef::Local("n.efi".into())], append: None },
+        ]
+    }
+
+    fn placed(list: &[MenuEntry]) -> Vec<Placed<'_>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, e)| Placed {
+                entry: e,
+                tftp: e.files.iter().map(|f| format!("/menu/{}/{}", i + 1, f.file_name())).collect(),
+                http: e.files.iter().map(|f| format!("/pc/menu/{}/{}", i + 1, f.file_name())).collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bios_menu_has_every_entry() {
+        let list = entries();
+        let text = syslinux("lab", &placed(&list), 5, Firmware::Bios);
+        assert!(text.contains("TIMEOUT 50\n"));
+        assert!(text.contains("DEFAULT e1\n"));
+        assert!(text.contains("LABEL e1\n  MENU LABEL Local disk\n  LOCALBOOT 0\n"));
+        assert!(text.contains("  KERNEL /menu/2/vmlinuz\n  INITRD /menu/2/initrd.img\n  APPEND console=ttyS0\n"));
+        assert!(text.contains("MENU LABEL Linux  test \n"), "{text}");
+        assert!(text.contains("  KERNEL memdisk\n  INITRD /menu/3/fd.iso\n  APPEND iso raw\n"));
+        assert!(text.contains("  COM32 pxechn.c32\n  APPEND /menu/4/n.efi\n"));
+    }
+
+    #[test]
+    fn efi_menu_leaves_out_what_uefi_cannot_run() {
+        let list = entries();
+        let text = syslinux("lab", &placed(&list), 0, Firmware::Efi64);
+        assert!(text.contains("TIMEOUT 1\n"));
+        assert!(!text.contains("LOCALBOOT") && !text.contains("memdisk"));
+        assert!(text.contains("DEFAULT e2\n"));
+    }
+
+    #[test]
+    fn ipxe_script_is_relative_to_its_server() {
+        let list = entries();
+        let text = ipxe("lab", &placed(&list), 3);
+        assert!(text.starts_with("#!ipxe\n"));
+        assert!(text.contains("choose --default e1 --timeout 3000 target && goto ${target} || exit\n"));
+        assert!(text.contains("kernel /pc/menu/2/vmlinuz initrd=initrd.img console=ttyS0\ninitrd /pc/menu/2/initrd.img\nboot\n"));
+        assert!(text.contains("iseq ${platform} pcbios && item e3 DOS ||\n"));
+        assert!(text.contains(":e4\nchain /pc/menu/4/n.efi\n"));
+    }
+
+    #[test]
+    fn grub_boots_known_machines_at_once() {
+        let list = entries();
+        let clients = [GrubClient {
+            mac: "52:54:00:12:34:56".into(),
+            name: "vm1".into(),
+            kernel: "/os/x/boot/vmlinuz".into(),
+            initrd: Some("/os/x/boot/initrd.img".into()),
+            cmdline: "root=/dev/nfs ro".into(),
+        }];
+        let text = grub("lab", &clients, &placed(&list), 5);
+        assert!(text.contains("if [ \"$net_default_mac\" = \"52:54:00:12:34:56\" ]; then\n  set timeout=0\n"));
+        assert!(text.contains("    linux /os/x/boot/vmlinuz root=/dev/nfs ro\n    initrd /os/x/boot/initrd.img\n"));
+        assert!(!text.contains("memdisk"));
+        assert!(text.contains("  chainloader /menu/4/n.efi\n"));
+    }
+}
