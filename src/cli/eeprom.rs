@@ -2,13 +2,11 @@
 
 use super::{Reported, styled_stderr, to_stderr};
 use crate::diagnostic::{Diagnostic, render, summary};
-use crate::disk::{fat, mbr};
-use crate::eeprom::card::{self, UpdateFile};
+use crate::eeprom::card;
 use crate::eeprom::image::{MAX_BOOTCONF_LEN, SectionKind};
 use crate::eeprom::{Chip, EepromImage, bootconf, sig};
 use crate::output;
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -346,7 +344,7 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
         tracing::info!("wrote {} (recovery.bin, pieeprom.upd, pieeprom.sig) for {chip}", dir.display());
     }
     if let Some(out) = &args.out {
-        let disk = card_image(&files, ts)?;
+        let disk = crate::lab::eeprom::card_image(&files, ts)?;
         output::write_sparse(out, &disk)?;
         let order = bootconf::effective(&config, "BOOT_ORDER").unwrap_or(bootconf::DEFAULT_BOOT_ORDER);
         tracing::info!(
@@ -365,34 +363,3 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The card's bytes: MBR, one FAT32 partition holding the update files. Disk and volume ids
-/// come from the content, so the same inputs give the same card.
-fn card_image(files: &[UpdateFile], ts: u32) -> Result<Vec<u8>> {
-    let mut hash = Sha256::new();
-    for f in files {
-        hash.update(f.name.as_bytes());
-        hash.update(Sha256::digest(&f.bytes));
-    }
-    let digest = hash.finalize();
-    let disk_id = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1);
-    let volume_id = u32::from_le_bytes([digest[4], digest[5], digest[6], digest[7]]);
-    let spec = fat::Fat32Spec {
-        label: card::CARD_LABEL.into(),
-        volume_id,
-        size_bytes: card::CARD_PARTITION_BYTES,
-        bytes_per_cluster: card::CARD_BYTES_PER_CLUSTER,
-        hidden_sectors: card::CARD_START_LBA,
-        timestamp: i64::from(ts),
-    };
-    let named: Vec<(&str, &[u8])> = files.iter().map(|f| (f.name, f.bytes.as_slice())).collect();
-    let volume = fat::fat32_volume(&spec, &named)?;
-    mbr::mbr_disk(
-        disk_id,
-        &[mbr::MbrPartition {
-            start_lba: card::CARD_START_LBA,
-            kind: card::CARD_PARTITION_TYPE,
-            bootable: false,
-            content: &volume,
-        }],
-    )
-}

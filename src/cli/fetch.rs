@@ -32,6 +32,13 @@ impl CacheArg {
 pub struct FetchArgs {
     /// The recipe; without one, the built-in default recipe
     recipe: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: InputArgs,
+}
+
+/// How inputs are pinned and fetched; `fetch` and `build` share these.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
     /// The lock file to read and write [default: bramble.lock beside the recipe]
     #[arg(long, value_name = "FILE")]
     lock: Option<PathBuf>,
@@ -78,11 +85,46 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
     let Some(recipe) = parsed.recipe else {
         bail!("{name} has errors; run `bramble validate {name}` to see them");
     };
-    let lock_path = args.lock.clone().unwrap_or_else(|| match &args.recipe {
+    let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
+    let outcome = &fetched.outcome;
+    let mut out = std::io::stdout().lock();
+    for f in &outcome.files {
+        let status = match f.status {
+            Status::Cached => "cached",
+            Status::Downloaded => "downloaded",
+        };
+        let date = f.input.release_date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        let file = f.input.url.rsplit('/').next().unwrap_or(&f.input.url);
+        writeln!(out, "{:<14} {:>10}  {status:<10} {file}{date}", f.input.name, mib(f.input.size))?;
+    }
+    if outcome.changed {
+        writeln!(out, "wrote {}", fetched.lock_path.display())?;
+    } else {
+        writeln!(out, "{} is up to date", fetched.lock_path.display())?;
+    }
+    Ok(())
+}
+
+/// A recipe's inputs, pinned in its lock and present in the cache.
+pub struct FetchedInputs {
+    pub outcome: resolve::Outcome,
+    pub lock_path: PathBuf,
+    pub cache: Cache,
+}
+
+/// Resolve, pin and download every input `recipe` needs (`recipe_path`: its file, if any),
+/// writing the lock when it changed.
+pub fn fetch_inputs(
+    recipe: &recipe::Recipe,
+    recipe_path: Option<&std::path::Path>,
+    args: &InputArgs,
+    quiet: bool,
+) -> Result<FetchedInputs> {
+    let lock_path = args.lock.clone().unwrap_or_else(|| match recipe_path {
         Some(p) => p.parent().map(|d| d.join("bramble.lock")).unwrap_or_else(|| PathBuf::from("bramble.lock")),
         None => PathBuf::from("bramble.lock"),
     });
-    let recipe_file = args.recipe.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let recipe_file = recipe_path.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
     let existing = Lock::load(&lock_path)?;
     if let (Some(lock), Some(file)) = (&existing, &recipe_file)
         && lock.recipe.as_ref().is_some_and(|r| r != file)
@@ -100,7 +142,7 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
         update: args.update,
         os_list: args.os_list.clone(),
     };
-    let wanted = inputs::inputs(&recipe);
+    let wanted = inputs::inputs(recipe);
     let downloader = Downloader::new(args.mirror.clone(), quiet)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let outcome =
@@ -108,24 +150,11 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
     for f in outcome.files.iter().filter(|f| f.status == Status::Downloaded) {
         verify_extracted(f, quiet)?;
     }
-    let mut out = std::io::stdout().lock();
-    for f in &outcome.files {
-        let status = match f.status {
-            Status::Cached => "cached",
-            Status::Downloaded => "downloaded",
-        };
-        let date = f.input.release_date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-        let file = f.input.url.rsplit('/').next().unwrap_or(&f.input.url);
-        writeln!(out, "{:<14} {:>10}  {status:<10} {file}{date}", f.input.name, mib(f.input.size))?;
-    }
     if outcome.changed {
         crate::output::write_file(&lock_path, outcome.lock.to_text().as_bytes())?;
-        writeln!(out, "wrote {}", lock_path.display())?;
-    } else {
-        writeln!(out, "{} is up to date", lock_path.display())?;
     }
     cache.register_lock(&lock_path)?;
-    Ok(())
+    Ok(FetchedInputs { outcome, lock_path, cache })
 }
 
 /// A freshly downloaded OS image whose uncompressed sha256 the OS list publishes is checked

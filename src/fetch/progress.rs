@@ -50,6 +50,37 @@ impl Progress {
         Progress::Log { verb, name: name.to_string(), total, done, started: now, last: now }
     }
 
+    /// Progress of work told in steps, not bytes (mmdebstrap's stages): a spinner with the
+    /// current step on a terminal, a log line per step otherwise.
+    pub fn steps(verb: &'static str, name: &str, quiet: bool) -> Progress {
+        if quiet {
+            return Progress::Quiet;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            let style = ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_prefix(format!("{verb} {name}"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            return Progress::Bar(bar);
+        }
+        tracing::info!("{verb} {name}");
+        let now = Instant::now();
+        Progress::Log { verb, name: name.to_string(), total: None, done: 0, started: now, last: now }
+    }
+
+    /// The step now under way.
+    pub fn message(&mut self, step: &str) {
+        match self {
+            Progress::Bar(bar) => bar.set_message(step.to_string()),
+            Progress::Log { verb, name, started, .. } => {
+                tracing::info!("{verb} {name}: {step} ({:.0} s)", started.elapsed().as_secs_f64())
+            }
+            Progress::Quiet => {}
+        }
+    }
+
     pub fn advance(&mut self, bytes: u64) {
         match self {
             Progress::Bar(bar) => bar.inc(bytes),

@@ -6,8 +6,12 @@
 //! Not for reading inputs (`source`, `fetch`) or for serving the lab (`daemon`).
 
 pub mod daemon_toml;
+pub mod eeprom;
+pub mod emit;
 pub mod menu;
 pub mod nfsroot;
 pub mod overlay;
 pub mod pc;
+pub mod pi_boot;
+pub mod plan;
 pub mod tree_edit;

@@ -3,6 +3,7 @@
 //! downloads (that is `fetch`).
 
 pub mod catalog;
+pub mod debian_root;
 pub mod eeprom_release;
 pub mod inputs;
 pub mod os_image;

@@ -8,6 +8,7 @@
 
 pub mod dir;
 pub mod tar;
+pub mod tar_reader;
 
 use crate::read_at::ReadAt;
 use std::collections::BTreeMap;

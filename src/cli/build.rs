@@ -1,0 +1,196 @@
+//! `bramble build`: fetch the recipe's inputs, read them, plan the lab, write it.
+
+use super::fetch::{FetchedInputs, InputArgs, fetch_inputs};
+use super::validate::read_recipe;
+use crate::fetch::resolve::Fetched;
+use crate::lab::emit::{EmitOptions, emit};
+use crate::lab::plan::{Inputs, OsInput, Plan, needs_os, plan};
+use crate::lab::{eeprom, pi_boot};
+use crate::recipe::{self, FileRef, OsSource, Recipe};
+use crate::source::debian_root::{self, DebianRootSpec};
+use crate::source::inputs;
+use crate::source::os_image::OsImage;
+use crate::tree::{Content, HostFile, Timestamp, tar_reader};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  bramble build recipes/lab.toml -o out\n  \
+    bramble build recipes/lab.toml -o out --dry-run\n  bramble build -o out   (the built-in default lab)")]
+pub struct Args {
+    /// The recipe; without one, the built-in default recipe
+    recipe: Option<PathBuf>,
+    /// Where to write: OUT/lab/ and OUT/manifest.json
+    #[arg(short, long, value_name = "OUT", default_value = "out")]
+    out: PathBuf,
+    /// Print what would be built, write nothing (inputs are still fetched)
+    #[arg(long)]
+    dry_run: bool,
+    /// Unpack the client roots as folders with their owners (needs root) instead of root.tar
+    #[arg(long)]
+    unpack: bool,
+    /// Timestamp of the bootloader updates: Unix seconds or `now` [default: the build's
+    /// SOURCE_DATE_EPOCH]. A Pi applies a network update only if it is newer than its own.
+    #[arg(long, value_name = "SECONDS|now")]
+    eeprom_timestamp: Option<String>,
+    #[command(flatten)]
+    inputs: InputArgs,
+}
+
+/// Every timestamp of the build: SOURCE_DATE_EPOCH, else the recipe's, else the OS release date,
+/// else a fixed date (so the same inputs always give the same bytes).
+fn build_epoch(recipe: &Recipe, os: Option<&Fetched>) -> Result<u32> {
+    if let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") {
+        let text = v.to_string_lossy();
+        return text.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={text} is not Unix seconds"));
+    }
+    if let Some(t) = recipe.lab.source_date_epoch {
+        return Ok(t);
+    }
+    if let Some(date) = os.and_then(|f| f.input.release_date.as_deref()) {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        if let Ok(d) = time::Date::parse(date, &format) {
+            return Ok(d.midnight().assume_utc().unix_timestamp() as u32);
+        }
+    }
+    // 2026-01-01: any fixed value keeps builds reproducible; FAT needs one after 1980.
+    Ok(1_767_225_600)
+}
+
+fn find<'a>(fetched: &'a FetchedInputs, name: &str) -> Option<&'a Fetched> {
+    fetched.outcome.files.iter().find(|f| f.input.name == name)
+}
+
+/// The OS's boot folder and root, read from its image or built by mmdebstrap.
+fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) -> Result<OsInput> {
+    match &recipe.os {
+        OsSource::Debian(d) => {
+            let spec = DebianRootSpec::new(
+                &recipe.debian.mirror,
+                &recipe.debian.suite,
+                &recipe.debian.components,
+                &d.packages,
+                epoch,
+            );
+            let mut progress = crate::fetch::progress::Progress::steps("building", &format!("the Debian {} root", spec.suite), quiet);
+            let tar = debian_root::build(&spec, fetched.cache.root(), &mut |line| progress.message(line))?;
+            progress.finish();
+            let root = tar_reader::read_tar_file(&tar).with_context(|| format!("reading the Debian root {}", tar.display()))?;
+            let boot = pi_boot::debian_boot_tree(&root, Timestamp::from_secs(i64::from(epoch)))?;
+            Ok(OsInput { id: format!("debian-{}-arm64", spec.suite), boot, root })
+        }
+        OsSource::Catalog(_) | OsSource::Url(_) => {
+            let f = find(fetched, inputs::OS).context("the OS image was not fetched")?;
+            let image = OsImage::open(&f.path)?;
+            let volumes = image.volumes();
+            let fat = volumes.iter().find(|v| v.filesystem == crate::disk::partition::Filesystem::Fat);
+            let ext4 = volumes.iter().find(|v| v.filesystem == crate::disk::partition::Filesystem::Ext4);
+            let (Some(fat), Some(ext4)) = (fat, ext4) else {
+                bail!("{} has no FAT boot partition and ext4 root: is it a Raspberry Pi OS image?", f.input.url);
+            };
+            let boot = image.tree(fat)?;
+            let root = image.tree(ext4)?;
+            let id = match (&recipe.os, f.input.release_date.as_deref()) {
+                (OsSource::Catalog(name), Some(date)) => format!("{name}-{date}"),
+                (OsSource::Catalog(name), None) => name.clone(),
+                _ => format!("os-{}", &f.input.sha256[..12]),
+            };
+            Ok(OsInput { id, boot, root })
+        }
+    }
+}
+
+/// The bytes of a lab file, wherever it comes from.
+fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs) -> Result<Content> {
+    match f {
+        FileRef::Local(p) => {
+            let path = recipe_dir.join(p);
+            let len = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
+            Ok(Content::new(Arc::new(HostFile { path, len })))
+        }
+        FileRef::Url(d) => {
+            let got = fetched.outcome.files.iter().find(|x| x.input.sha256 == d.sha256).context("not fetched")?;
+            let len = std::fs::metadata(&got.path)?.len();
+            Ok(Content::new(Arc::new(HostFile { path: got.path.clone(), len })))
+        }
+        FileRef::Deb { package, path } => {
+            let name = inputs::deb_input_name(package, crate::lab::pc::package_arch(package));
+            let got = find(fetched, &name).with_context(|| format!("package {package} was not fetched"))?;
+            let bytes = crate::source::deb::extract_file(&got.path, path)
+                .with_context(|| format!("{path} from {package} ({})", got.path.display()))?;
+            Ok(Content::bytes(bytes))
+        }
+    }
+}
+
+fn epoch_arg(arg: &Option<String>, epoch: u32) -> Result<u32> {
+    match arg.as_deref() {
+        None => Ok(epoch),
+        Some("now") => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as u32),
+        Some(t) => t.parse().with_context(|| format!("--eeprom-timestamp {t}: give Unix seconds or `now`")),
+    }
+}
+
+pub fn run(args: Args, quiet: bool) -> Result<()> {
+    let (name, text) = read_recipe(args.recipe.as_ref())?;
+    let parsed = recipe::parse(&text);
+    let Some(recipe) = parsed.recipe else {
+        bail!("{name} has errors; run `bramble validate {name}` to see them");
+    };
+    let recipe_dir = match &args.recipe {
+        Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        None => PathBuf::from("."),
+    };
+    let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
+    let epoch = build_epoch(&recipe, find(&fetched, inputs::OS))?;
+    let mtime = Timestamp::from_secs(i64::from(epoch));
+    let os = if needs_os(&recipe) { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    let mut releases = Vec::new();
+    for chip in recipe.models().into_iter().filter_map(|m| m.eeprom_chip()) {
+        let read = |kind: &str| -> Result<Vec<u8>> {
+            let f = find(&fetched, &format!("{kind}-{}", chip.number())).with_context(|| format!("{kind} for {chip} was not fetched"))?;
+            Ok(std::fs::read(&f.path)?)
+        };
+        releases.push(eeprom::Release { chip, image: read("pieeprom")?, recovery: read("recovery")? });
+    }
+    let mut resolve = |f: &FileRef| resolve_file(f, &recipe_dir, &fetched);
+    let plan: Plan = plan(Inputs {
+        recipe: &recipe,
+        recipe_name: &name,
+        recipe_dir: &recipe_dir,
+        os,
+        eeprom: releases,
+        eeprom_ts: epoch_arg(&args.eeprom_timestamp, epoch)?,
+        mtime,
+        resolve: &mut resolve,
+    })?;
+    let mut out = std::io::stdout().lock();
+    for step in &plan.steps {
+        writeln!(out, "  {step}")?;
+    }
+    if args.dry_run {
+        writeln!(out, "dry run: would write {}/lab ({} entries, {} root(s)) and {}/manifest.json", args.out.display(), plan.lab.len(), plan.roots.len(), args.out.display())?;
+        for (p, n) in plan.lab.iter() {
+            if let crate::tree::Kind::File(c) = &n.kind {
+                writeln!(out, "    lab/{:<60} {:>10}", p.display(), c.len())?;
+            }
+        }
+        for (p, t) in &plan.roots {
+            writeln!(out, "    lab/{:<60} {:>10} entries", p.display(), t.len())?;
+        }
+        return Ok(());
+    }
+    let emitted = emit(&plan, &args.out, &recipe.lab.name, &name, EmitOptions { unpack: args.unpack })?;
+    writeln!(
+        out,
+        "wrote {} ({} files, {:.1} MiB) and {}",
+        emitted.lab.display(),
+        emitted.files,
+        emitted.bytes as f64 / (1 << 20) as f64,
+        emitted.manifest.display()
+    )?;
+    writeln!(out, "next: on the lab server, `sudo bramble deploy {} /srv/bramble`, then `bramble serve --config /srv/bramble/daemon.toml`", emitted.lab.display())?;
+    Ok(())
+}

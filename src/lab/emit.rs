@@ -1,0 +1,152 @@
+//! Writing a [`Plan`] to the output folder: the whole lab is written to a temporary folder
+//! beside the old one and swapped in only when complete, so a failed build leaves the previous
+//! lab as it was. `manifest.json` lists every file with its sha256 (hashed as it is written),
+//! which is how two builds are compared.
+
+use super::plan::Plan;
+use crate::digest::hex;
+use crate::tree::dir::{DirOptions, write_dir};
+use crate::tree::tar::{TarOptions, write_tar};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmitOptions {
+    /// Unpack the roots as folders (owners need root) instead of writing tars.
+    pub unpack: bool,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    lab: &'a str,
+    recipe: &'a str,
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Serialize)]
+struct ManifestFile {
+    path: String,
+    sha256: String,
+    size: u64,
+}
+
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What was written.
+pub struct Emitted {
+    pub lab: PathBuf,
+    pub manifest: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Hashing { inner: io::sink(), hash: Sha256::new(), len: 0 };
+    io::copy(&mut f, &mut h)?;
+    Ok((hex(&h.hash.finalize()), h.len))
+}
+
+/// Write `plan` as `out/lab` and `out/manifest.json`.
+pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options: EmitOptions) -> Result<Emitted> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let pid = std::process::id();
+    let partial = out.join(format!(".lab.partial-{pid}"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    let written = (|| -> Result<Vec<ManifestFile>> {
+        let mut files = Vec::new();
+        write_dir(&plan.lab, &partial, DirOptions::default()).context("writing the lab folder")?;
+        for (rel, root) in &plan.roots {
+            let target = partial.join(rel);
+            if options.unpack {
+                let folder = target.with_extension("");
+                let report = write_dir(root, &folder, DirOptions::default())
+                    .with_context(|| format!("unpacking {}", folder.display()))?;
+                if report.owners_skipped > 0 || !report.devices_skipped.is_empty() {
+                    bail!("--unpack needs root to keep the root's owners and device nodes; run as root, or leave --unpack out to write {}", rel.display());
+                }
+            } else {
+                let file = std::fs::File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
+                let hashing = Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), len: 0 };
+                let mut done = write_tar(root, hashing, TarOptions::default()).with_context(|| format!("writing {}", rel.display()))?;
+                done.flush()?;
+                let file = done.inner.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                files.push(ManifestFile { path: format!("lab/{}", rel.display()), sha256: hex(&done.hash.finalize()), size: done.len });
+            }
+        }
+        for entry in walk(&partial)? {
+            let rel = entry.strip_prefix(&partial).expect("under the folder");
+            if plan.roots.iter().any(|(r, _)| rel == r.as_path() || (options.unpack && rel.starts_with(r.with_extension("")))) {
+                continue;
+            }
+            let (sha256, size) = hash_file(&entry)?;
+            files.push(ManifestFile { path: format!("lab/{}", rel.display()), sha256, size });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    })();
+    let files = match written {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    let lab = out.join("lab");
+    let old = out.join(format!(".lab.old-{pid}"));
+    if lab.exists() {
+        std::fs::rename(&lab, &old).with_context(|| format!("cannot move the previous {} aside", lab.display()))?;
+    }
+    std::fs::rename(&partial, &lab).with_context(|| format!("cannot move the new lab into {}", lab.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove the previous lab ({})", old.display()))?;
+    }
+    let bytes = files.iter().map(|f| f.size).sum();
+    let count = files.len();
+    let manifest = Manifest { lab: lab_name, recipe: recipe_name, files };
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    let manifest_path = out.join("manifest.json");
+    crate::output::write_file(&manifest_path, text.as_bytes())?;
+    Ok(Emitted { lab, manifest: manifest_path, files: count, bytes })
+}
+
+/// Every regular file under `dir`, sorted (symlinks are not followed).
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let t = entry.file_type()?;
+            if t.is_dir() {
+                stack.push(entry.path());
+            } else if t.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
