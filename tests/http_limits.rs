@@ -87,7 +87,8 @@ fn the_socket_can_be_bound_to_an_interface() {
         interface: Some("bramble-none0".into()),
         generator: None,
     };
-    let err = format!("{:#}", bramble::daemon::http::HttpServer::bind(config.clone()).err().expect("no such interface"));
+    let err =
+        format!("{:#}", bramble::daemon::http::HttpServer::bind(config.clone()).err().expect("no such interface"));
     assert!(err.contains("on interface bramble-none0"), "{err}");
     config.interface = None;
     config.root = root.join("missing");
