@@ -33,7 +33,7 @@ setup:
         touch /tmp/bramble-apt-stale
     fi
     pkgs=(
-        build-essential pkg-config git curl xz-utils ca-certificates file
+        build-essential pkg-config git curl wget xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
         atftp tftp-hpa busybox
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross

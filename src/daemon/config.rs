@@ -19,6 +19,8 @@ pub struct DaemonConfig {
     pub lab: PathBuf,
     #[serde(default)]
     pub tftp: TftpConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
 }
@@ -74,6 +76,45 @@ impl TftpConfig {
             max_timeout: defaults.max_timeout,
             retries: self.retries,
         }
+    }
+}
+
+/// `[http]`: the HTTP server for UEFI HTTP boot, iPXE and the Pi's HTTP boot (docs/daemon.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// Connections at once, all clients together; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Connections at once from one client address; more are closed at once.
+    pub max_per_client: usize,
+    /// How long a connection may wait for a request: between keep-alive requests, and for a
+    /// request's headers to arrive in full (so a client that trickles them, slowloris-style,
+    /// holds its place no longer than this).
+    pub idle_timeout_ms: u64,
+    /// How long a client may take no data while a response is being sent before it is dropped.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 80)),
+            max_connections: 256,
+            max_per_client: 32,
+            idle_timeout_ms: 15_000,
+            send_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(1))
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms.max(1))
     }
 }
 
@@ -180,6 +221,10 @@ lab = "lab"
 bind = "127.0.0.1:6969"
 root_dirs = ["os/pios/boot"]
 
+[http]
+bind = "127.0.0.1:8080"
+max_connections = 64
+
 [[client]]
 name = "node1"
 serial = "10000000d9780558"
@@ -197,6 +242,11 @@ dirs = ["clients/node2", "shared"]
         let config = DaemonConfig::parse(EXAMPLE, "daemon.toml").unwrap();
         assert_eq!(config.tftp.bind, "127.0.0.1:6969".parse().unwrap());
         assert_eq!(config.tftp.max_transfers, 512);
+        assert_eq!(config.http.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((config.http.max_connections, config.http.max_per_client), (64, 32));
+        let defaults = DaemonConfig::parse("lab = \"x\"\n", "d.toml").unwrap().http;
+        assert_eq!(defaults.bind, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(defaults.idle_timeout(), Duration::from_secs(15));
         let routes = config.routes().unwrap();
         assert_eq!(
             routes.clients[0].prefixes,
@@ -220,6 +270,8 @@ dirs = ["clients/node2", "shared"]
     fn mistakes_are_explained() {
         let err = |text: &str| format!("{:#}", DaemonConfig::parse(text, "d.toml").unwrap_err());
         assert!(err("lab = \"x\"\n[tftp]\nbnd = \"1.2.3.4:69\"\n").contains("d.toml:3:1"));
+        assert!(err("lab = \"x\"\n[http]\nmax_conections = 5\n").contains("d.toml:3:1"));
+        assert!(err("lab = \"x\"\n[http]\nbind = \"localhost\"\n").contains("d.toml:3:8"));
         assert!(err("lab = \"x\"\n[[client]]\nname = \"a\"\nos = \"p\"\n").contains("no serial, mac or prefix"));
         assert!(
             err("lab = \"x\"\n[[client]]\nname = \"a\"\nserial = \"zz\"\nos = \"p\"\n").contains("not a serial number")

@@ -3,7 +3,7 @@
 //! least recently used files leave when the size bound is passed; a changed file (size, mtime or
 //! inode) is a new entry. Files larger than the whole bound are read from disk as they are sent.
 
-use super::files::Found;
+use crate::daemon::files::Found;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};

@@ -1,46 +1,10 @@
-//! Which file a request names: the requested name made safe, then routed by its client prefix
-//! (`<serial>/`, `<mac-with-dashes>/` or a fixed TFTP_PREFIX_STR) to that client's ordered list
-//! of directories, or, with no known prefix, to the root directories. Pure; the filesystem
-//! walk that follows the route lives in `files.rs`.
+//! Which folders a TFTP request is looked up in: its name, already made safe by
+//! [`crate::daemon::names::components`], is routed by its client prefix (`<serial>/`,
+//! `<mac-with-dashes>/` or a fixed TFTP_PREFIX_STR) to that client's ordered list of
+//! directories, or, with no known prefix, to the root directories. Pure; the filesystem walk
+//! that follows the route lives in `daemon/files.rs`.
 
 use std::path::PathBuf;
-
-/// Why a requested name is refused before any file is looked at.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("the name is not UTF-8")]
-    NotUtf8,
-    #[error("the name holds a control character")]
-    Control,
-    #[error("the name climbs out of the root with `..`")]
-    Traversal,
-    #[error("the name has a drive letter")]
-    Drive,
-    #[error("the name is empty")]
-    Empty,
-}
-
-/// The path components of a requested name. `\` counts as `/` (Windows-built NBPs ask that
-/// way), leading `/`, empty and `.` components are dropped, and `..` is refused outright rather
-/// than resolved, so no name can leave its root.
-pub fn components(filename: &[u8]) -> Result<Vec<String>, NameError> {
-    let name = std::str::from_utf8(filename).map_err(|_| NameError::NotUtf8)?;
-    if name.chars().any(char::is_control) {
-        return Err(NameError::Control);
-    }
-    let name = name.replace('\\', "/");
-    let parts: Vec<String> = name.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_string).collect();
-    if parts.iter().any(|c| c == "..") {
-        return Err(NameError::Traversal);
-    }
-    if parts.first().is_some_and(|c| c.len() == 2 && c.ends_with(':')) {
-        return Err(NameError::Drive);
-    }
-    if parts.is_empty() {
-        return Err(NameError::Empty);
-    }
-    Ok(parts)
-}
 
 /// One client's prefixes and where its files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,55 +61,13 @@ impl Routes {
     }
 }
 
-/// Pick the directory entry for `wanted`: the exact name, else the first (in byte order) that
-/// matches without regard to case.
-pub fn pick_name<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let mut fallback: Option<&str> = None;
-    for name in names {
-        if name == wanted {
-            return Some(name);
-        }
-        if name.eq_ignore_ascii_case(wanted) && fallback.is_none_or(|f| name < f) {
-            fallback = Some(name);
-        }
-    }
-    fallback
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::names::components;
 
     fn parts(s: &str) -> Vec<String> {
         components(s.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn names_are_normalised() {
-        assert_eq!(parts("d9780558/start4.elf"), ["d9780558", "start4.elf"]);
-        assert_eq!(parts("/boot//./grub\\grub.cfg"), ["boot", "grub", "grub.cfg"]);
-        assert_eq!(parts("pxelinux.cfg/01-52-54-00-77-00-10"), ["pxelinux.cfg", "01-52-54-00-77-00-10"]);
-    }
-
-    #[test]
-    fn escapes_and_junk_are_refused() {
-        for (name, err) in [
-            (&b"../etc/passwd"[..], NameError::Traversal),
-            (b"a/../../etc/passwd", NameError::Traversal),
-            (b"..\\..\\windows", NameError::Traversal),
-            (b"a/b/..", NameError::Traversal),
-            (b"C:\\boot.ini", NameError::Drive),
-            (b"a\x01b", NameError::Control),
-            (b"a\nb", NameError::Control),
-            (b"\xff\xfe", NameError::NotUtf8),
-            (b"", NameError::Empty),
-            (b"/", NameError::Empty),
-            (b"./.", NameError::Empty),
-        ] {
-            assert_eq!(components(name), Err(err), "{:?}", String::from_utf8_lossy(name));
-        }
-        // Dots inside names are fine.
-        assert_eq!(parts("..hidden/a..b"), ["..hidden", "a..b"]);
     }
 
     fn routes() -> Routes {
@@ -191,12 +113,5 @@ mod tests {
             assert_eq!(route.rest, &p[..]);
             assert_eq!(route.dirs, &[PathBuf::from("os/pios/boot")]);
         }
-    }
-
-    #[test]
-    fn case_insensitive_pick_prefers_exact() {
-        assert_eq!(pick_name("start4.elf", ["Start4.elf", "start4.elf"]), Some("start4.elf"));
-        assert_eq!(pick_name("start4.elf", ["START4.ELF", "Start4.elf"]), Some("START4.ELF"));
-        assert_eq!(pick_name("config.txt", ["cmdline.txt"]), None);
     }
 }

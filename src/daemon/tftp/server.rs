@@ -4,12 +4,13 @@
 //! from the same address and port replaces the transfer in progress.
 
 use super::cache::{Content, FileCache};
-use super::files::{self, LookupError};
-use super::lookup::{NameError, Routes, components};
+use super::lookup::Routes;
 use super::options::{Mode, negotiate, to_netascii};
 use super::transfer::{Action, Outcome, Transfer};
 use super::wire::{ErrorCode, Packet};
 use crate::daemon::config::TftpConfig;
+use crate::daemon::files::{self, LookupError};
+use crate::daemon::names::{NameError, components};
 use crate::daemon::net::{Datagram, Listener, interface_mtu};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -249,7 +250,7 @@ async fn prepare(
     let lookup = shared.clone();
     let (client, found) = tokio::task::spawn_blocking(move || {
         let route = lookup.routes.route(&parts);
-        (route.client.map(str::to_string), files::find(&lookup.root, &route))
+        (route.client.map(str::to_string), files::find(&lookup.root, route.dirs, route.rest))
     })
     .await
     .map_err(|e| (ErrorCode::NotDefined, format!("lookup failed: {e}")))?;

@@ -1,12 +1,15 @@
-//! Following a [`Route`] on disk: each directory in turn, each component matched exactly or,
-//! failing that, without regard to case; the result must be a regular file whose real path
-//! (symlinks resolved) is still inside the served root.
+//! Finding a requested file on disk, for every server that serves the lab tree (TFTP, HTTP):
+//! each candidate folder in turn, each component matched exactly or, failing that, without
+//! regard to case; the result must be a regular file whose real path (symlinks resolved) is
+//! still inside the served root. Not for deciding which folders a client may see (that is the
+//! caller's routing) nor for making names safe (`names.rs` does that first).
 //!
-//! Blocking filesystem calls; the server runs this on the blocking pool.
+//! Blocking filesystem calls; servers run this on the blocking pool.
 
-use super::lookup::{Route, pick_name};
-use std::fs::{File, Metadata};
+use super::names::pick_name;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A file found for a request.
@@ -39,13 +42,21 @@ fn step(dir: &Path, component: &str) -> Option<PathBuf> {
     pick_name(component, entries.iter().map(String::as_str)).map(|name| dir.join(name))
 }
 
-/// Find the file `route` names under `root` (already canonical).
-pub fn find(root: &Path, route: &Route) -> Result<Found, LookupError> {
+/// Open without side effects whatever the path turns out to be: O_NONBLOCK so a FIFO in the
+/// tree cannot hang the blocking pool waiting for a writer, O_NOCTTY so a terminal device
+/// cannot become ours. Neither changes how a regular file reads.
+fn open_read_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY).open(path)
+}
+
+/// Find `rest` (safe components, from [`super::names::components`]) in the first of `dirs`
+/// (relative to `root`, which must be canonical) that holds it as a regular file.
+pub fn find(root: &Path, dirs: &[PathBuf], rest: &[String]) -> Result<Found, LookupError> {
     let mut denied = false;
-    for dir in route.dirs {
+    for dir in dirs {
         let mut path = root.join(dir);
         let mut ok = true;
-        for component in route.rest {
+        for component in rest {
             match step(&path, component) {
                 Some(next) => path = next,
                 None => {
@@ -62,7 +73,7 @@ pub fn find(root: &Path, route: &Route) -> Result<Found, LookupError> {
             denied = true;
             continue;
         }
-        match File::open(&real) {
+        match open_read_only(&real) {
             Ok(file) => {
                 let metadata = file.metadata().map_err(|_| LookupError::NotFound)?;
                 if metadata.is_file() {
@@ -78,7 +89,7 @@ pub fn find(root: &Path, route: &Route) -> Result<Found, LookupError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lookup::{ClientRoute, Routes, components};
+    use super::super::names::components;
     use super::*;
     use std::os::unix::fs::symlink;
 
@@ -90,7 +101,6 @@ mod tests {
             ("os/pios/boot/cmdline.txt", "shared cmdline"),
             ("os/pios/boot/start4.elf", "firmware"),
             ("os/pios/boot/Overlays/Vc4-Kms-V3d.dtbo", "overlay"),
-            ("os/pios/boot/bootcode.bin", "pi3"),
         ] {
             let p = root.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -99,54 +109,49 @@ mod tests {
         std::fs::write(dir.path().join("secret"), "outside").unwrap();
         symlink(dir.path().join("secret"), root.join("clients/n1/escape")).unwrap();
         symlink("../../os/pios/boot/start4.elf", root.join("clients/n1/linked.elf")).unwrap();
+        nix::unistd::mkfifo(&root.join("clients/n1/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         let root = root.canonicalize().unwrap();
         (dir, root)
     }
 
-    fn routes() -> Routes {
-        Routes {
-            clients: vec![ClientRoute {
-                name: "n1".into(),
-                prefixes: vec![vec!["d9780558".into()]],
-                dirs: vec!["clients/n1".into(), "os/pios/boot".into()],
-            }],
-            root_dirs: vec!["os/pios/boot".into()],
-        }
-    }
-
+    /// The way a client with its own folder before the shared boot folder looks a name up.
     fn read(root: &Path, name: &str) -> Result<String, LookupError> {
-        let r = routes();
+        let dirs = [PathBuf::from("clients/n1"), PathBuf::from("os/pios/boot")];
         let parts = components(name.as_bytes()).unwrap();
-        let found = find(root, &r.route(&parts))?;
+        let found = find(root, &dirs, &parts)?;
         Ok(std::fs::read_to_string(found.path).unwrap())
     }
 
     #[test]
-    fn client_files_override_shared_ones() {
+    fn earlier_folders_override_later_ones() {
         let (_keep, root) = tree();
-        assert_eq!(read(&root, "d9780558/cmdline.txt").unwrap(), "n1 cmdline");
-        assert_eq!(read(&root, "d9780558/start4.elf").unwrap(), "firmware");
-        assert_eq!(read(&root, "bootcode.bin").unwrap(), "pi3");
-        assert_eq!(read(&root, "d9780558/nothing"), Err(LookupError::NotFound));
+        assert_eq!(read(&root, "cmdline.txt").unwrap(), "n1 cmdline");
+        assert_eq!(read(&root, "start4.elf").unwrap(), "firmware");
+        assert_eq!(read(&root, "nothing"), Err(LookupError::NotFound));
+        let plain = find(&root, &[PathBuf::new()], &components(b"os/pios/boot/cmdline.txt").unwrap()).unwrap();
+        assert_eq!(std::fs::read_to_string(plain.path).unwrap(), "shared cmdline");
     }
 
     #[test]
     fn case_falls_back_per_component() {
         let (_keep, root) = tree();
-        assert_eq!(read(&root, "d9780558/overlays/vc4-kms-v3d.dtbo").unwrap(), "overlay");
-        assert_eq!(read(&root, "D9780558/START4.ELF").unwrap(), "firmware");
+        assert_eq!(read(&root, "overlays/vc4-kms-v3d.dtbo").unwrap(), "overlay");
+        assert_eq!(read(&root, "START4.ELF").unwrap(), "firmware");
     }
 
     #[test]
     fn symlinks_may_stay_inside_but_not_leave() {
         let (_keep, root) = tree();
-        assert_eq!(read(&root, "d9780558/linked.elf").unwrap(), "firmware");
-        assert_eq!(read(&root, "d9780558/escape"), Err(LookupError::Denied));
+        assert_eq!(read(&root, "linked.elf").unwrap(), "firmware");
+        assert_eq!(read(&root, "escape"), Err(LookupError::Denied));
     }
 
     #[test]
-    fn directories_are_not_files() {
+    fn only_regular_files_are_served() {
         let (_keep, root) = tree();
-        assert_eq!(read(&root, "d9780558/overlays"), Err(LookupError::NotFound));
+        assert_eq!(read(&root, "overlays"), Err(LookupError::NotFound));
+        // Opening a FIFO for reading would block until a writer came; it must simply not be found.
+        assert_eq!(read(&root, "fifo"), Err(LookupError::NotFound));
+        assert_eq!(find(&root, &[PathBuf::new()], &[]).map(|f| f.path), Err(LookupError::NotFound));
     }
 }
