@@ -19,6 +19,16 @@ pub struct RawRecipe {
     pub client: Opt<Vec<Spanned<RawClient>>>,
     pub eeprom: Opt<EepromTable>,
     pub firmware: Opt<RawFirmware>,
+    pub debian: Opt<RawDebian>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDebian {
+    pub mirror: Opt<String>,
+    pub suite: Opt<String>,
+    pub components: Opt<Vec<Spanned<String>>>,
+    pub keyring: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
