@@ -198,6 +198,9 @@ async fn fetch_index(
     arch: &str,
 ) -> Result<Index> {
     let base = suite_url(archive);
+    if arch == "all" {
+        bail!("name the machine's architecture (arm64, amd64, …), not `all`: `all` packages are found through it");
+    }
     if !release.architectures.is_empty() && !release.architectures.iter().any(|a| a == arch) {
         bail!(
             "{base} has no packages for `{arch}` (it has: {})",

@@ -526,7 +526,9 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
-        (h.set_uid(0), h.set_gid(0), h.set_mtime(0));
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_size(control.len() as u64);
         b.append_data(&mut h, "./control", control.as_bytes()).unwrap();
         b.into_inner().unwrap()
@@ -625,7 +627,9 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(1);
-        (h.set_uid(0), h.set_gid(0), h.set_mtime(5));
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(5);
         b.append_data(&mut h, "usr/share/doc/x", &b"x"[..]).unwrap();
         let data = b.into_inner().unwrap();
         let bytes =
@@ -659,7 +663,9 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(0);
         h.set_mode(0o644);
-        (h.set_uid(0), h.set_gid(0), h.set_mtime(0));
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
         h.set_cksum();
         b.append(&h, &b""[..]).unwrap();
