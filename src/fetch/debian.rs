@@ -12,7 +12,7 @@ use super::download::{DownloadError, Downloader};
 use super::gpgv;
 use crate::recipe::DebianArchive;
 use crate::source::debian::clearsign;
-use crate::source::debian::{Index, Release};
+use crate::source::debian::{Index, IndexEntry, Release};
 use anyhow::{Context, Result, bail};
 use reqwest::StatusCode;
 use std::collections::HashMap;
@@ -89,6 +89,29 @@ impl ArchiveIndexes {
         }
         Ok(&self.indexes[&key])
     }
+}
+
+/// The version of `package` to pin for `arch`, or an error naming the archive and, for a
+/// virtual package or a near miss, what to write instead.
+pub fn pick<'a>(index: &'a Index, archive: &DebianArchive, package: &str, arch: &str) -> Result<&'a IndexEntry> {
+    if let Some(entry) = index.pick(package, arch) {
+        return Ok(entry);
+    }
+    let place = format!("{} {} ({})", archive.mirror, archive.suite, archive.components.join(", "));
+    let mut providers: Vec<&str> = index.providing(package).map(|(e, _)| e.package.name.as_str()).collect();
+    providers.sort();
+    providers.dedup();
+    if !providers.is_empty() {
+        bail!("`{package}` is a virtual package in {place}, provided by {}; name one of them", providers.join(", "));
+    }
+    let nearest = index
+        .entries()
+        .iter()
+        .map(|e| (strsim::jaro_winkler(package, &e.package.name), e.package.name.as_str()))
+        .filter(|(score, _)| *score > 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(a.1)));
+    let hint = nearest.map(|(_, n)| format!("; did you mean `{n}`?")).unwrap_or_default();
+    bail!("`{package}` is not in {place} for {arch}{hint}")
 }
 
 fn suite_url(archive: &DebianArchive) -> String {

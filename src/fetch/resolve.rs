@@ -116,29 +116,7 @@ async fn resolve(
         }
         Spec::Deb { archive, package, arch } => {
             let index = idx.debian.index(dl, cache, archive, arch).await?;
-            let where_ = format!("{} {} ({})", archive.mirror, archive.suite, archive.components.join(", "));
-            let Some(entry) = index.pick(package, arch) else {
-                let providers: Vec<&str> = index.providing(package).map(|(e, _)| e.package.name.as_str()).collect();
-                if !providers.is_empty() {
-                    bail!(
-                        "`{package}` is a virtual package in {where_}, provided by {}; name one of them",
-                        providers.join(", ")
-                    );
-                }
-                let mut near: Vec<(f64, &str)> = index
-                    .entries()
-                    .iter()
-                    .map(|e| (strsim::jaro_winkler(package, &e.package.name), e.package.name.as_str()))
-                    .filter(|(score, _)| *score > 0.9)
-                    .collect();
-                near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-                near.dedup_by(|a, b| a.1 == b.1);
-                let hint = match near.first() {
-                    Some((_, n)) => format!("; did you mean `{n}`?"),
-                    None => String::new(),
-                };
-                bail!("`{package}` is not in {where_} for {arch}{hint}");
-            };
+            let entry = super::debian::pick(index, archive, package, arch)?;
             let mut locked = base(format!("{}/{}", archive.mirror, entry.filename), entry.sha256.clone(), entry.size);
             locked.version = Some(entry.package.version.to_string());
             Ok(locked)
