@@ -36,6 +36,7 @@ setup:
         build-essential pkg-config git curl wget xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
         atftp tftp-hpa busybox
+        gpgv debian-archive-keyring gnupg apt-utils zstd binutils
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )

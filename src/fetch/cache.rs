@@ -242,6 +242,7 @@ mod tests {
                 release_date: None,
                 extract_sha256: None,
                 extract_size: None,
+                version: None,
             }],
         };
         std::fs::write(&lock_path, lock.to_text()).unwrap();

@@ -24,7 +24,7 @@ pub struct Lock {
 #[serde(deny_unknown_fields)]
 pub struct LockedInput {
     pub name: String,
-    /// What the recipe asked for when this was resolved (`catalog:…`, `url:…`, `eeprom:…`).
+    /// What the recipe asked for when this was resolved (`catalog:…`, `url:…`, `eeprom:…`, `deb:…`).
     pub from: String,
     pub url: String,
     pub sha256: String,
@@ -36,6 +36,9 @@ pub struct LockedInput {
     pub extract_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract_size: Option<u64>,
+    /// The package version, for an input that is a Debian package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 const HEADER: &str = "# bramble.lock: every input of this lab, pinned by sha256.\n\
@@ -90,6 +93,7 @@ mod tests {
                 release_date: Some("2026-05-13".into()),
                 extract_sha256: None,
                 extract_size: Some(456),
+                version: None,
             }],
         }
     }

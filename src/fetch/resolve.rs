@@ -1,9 +1,10 @@
 //! From a recipe's inputs to a lock and cached files: reuse what the lock already pins, resolve
-//! the rest (catalog names through the OS list), then make sure every pinned file is in the
-//! cache, downloading what is missing. `--locked` forbids changing the lock; `--offline` forbids
+//! the rest (catalog names through the OS list, Debian packages through their archive's signed
+//! indexes), then make sure every pinned file is in the cache, downloading what is missing. `--locked` forbids changing the lock; `--offline` forbids
 //! the network and lists exactly what is missing.
 
 use super::cache::Cache;
+use super::debian::ArchiveIndexes;
 use super::download::Downloader;
 use super::lock::{LOCK_VERSION, Lock, LockedInput};
 use crate::source::catalog;
@@ -67,7 +68,20 @@ impl OsLists {
     }
 }
 
-async fn resolve(input: &Input, dl: &Downloader, lists: &mut OsLists, opts: &Options) -> Result<LockedInput> {
+/// What resolution fetches at most once per run.
+#[derive(Default)]
+struct Indexes {
+    os_lists: OsLists,
+    debian: ArchiveIndexes,
+}
+
+async fn resolve(
+    input: &Input,
+    dl: &Downloader,
+    cache: &Cache,
+    idx: &mut Indexes,
+    opts: &Options,
+) -> Result<LockedInput> {
     let base = |url: String, sha256: String, size: u64| LockedInput {
         name: input.name.clone(),
         from: input.from.clone(),
@@ -77,11 +91,12 @@ async fn resolve(input: &Input, dl: &Downloader, lists: &mut OsLists, opts: &Opt
         release_date: None,
         extract_sha256: None,
         extract_size: None,
+        version: None,
     };
     match &input.spec {
         Spec::Pinned { url, sha256, size } => Ok(base(url.clone(), sha256.clone(), size.unwrap_or(0))),
         Spec::Catalog(name) => {
-            let all = lists.get(dl, &opts.os_list).await?;
+            let all = idx.os_lists.get(dl, &opts.os_list).await?;
             let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
             let release = catalog::find(&refs, name)?;
             let sha256 = match release.download_sha256 {
@@ -99,6 +114,13 @@ async fn resolve(input: &Input, dl: &Downloader, lists: &mut OsLists, opts: &Opt
             locked.extract_size = release.extract_size;
             Ok(locked)
         }
+        Spec::Deb { archive, package, arch } => {
+            let index = idx.debian.index(dl, cache, archive, arch).await?;
+            let entry = super::debian::pick(index, archive, package, arch)?;
+            let mut locked = base(format!("{}/{}", archive.mirror, entry.filename), entry.sha256.clone(), entry.size);
+            locked.version = Some(entry.package.version.to_string());
+            Ok(locked)
+        }
     }
 }
 
@@ -111,7 +133,7 @@ pub async fn fetch_all(
     dl: &Downloader,
     opts: &Options,
 ) -> Result<Outcome> {
-    let mut lists = OsLists::default();
+    let mut indexes = Indexes::default();
     let mut pinned = Vec::new();
     for input in inputs {
         let reuse = existing.and_then(|l| l.get(&input.name)).filter(|l| l.from == input.from && !opts.update);
@@ -127,7 +149,7 @@ pub async fn fetch_all(
                 input.name,
                 input.from
             ),
-            None => pinned.push(resolve(input, dl, &mut lists, opts).await?),
+            None => pinned.push(resolve(input, dl, cache, &mut indexes, opts).await?),
         }
     }
     if opts.locked

@@ -37,6 +37,36 @@ pub struct Recipe {
     /// PC (PXE) boot: loaders and the boot menu (`[pc]`, `[[menu]]`); `None` when the lab has
     /// no PC clients and no menu.
     pub pc: Option<Pc>,
+    /// Where Debian packages come from (`[debian]`, defaults filled in).
+    pub debian: DebianArchive,
+}
+
+/// A Debian-format package archive: its base URL, the suite and components to read, and the
+/// keyring its Release file must be signed with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DebianArchive {
+    /// Without a trailing slash.
+    pub mirror: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub keyring: std::path::PathBuf,
+}
+
+pub const DEBIAN_MIRROR: &str = "https://deb.debian.org/debian";
+pub const DEBIAN_SUITE: &str = "bookworm";
+pub const DEBIAN_COMPONENTS: &[&str] = &["main"];
+/// What Debian's `debian-archive-keyring` package installs.
+pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+impl Default for DebianArchive {
+    fn default() -> DebianArchive {
+        DebianArchive {
+            mirror: DEBIAN_MIRROR.into(),
+            suite: DEBIAN_SUITE.into(),
+            components: DEBIAN_COMPONENTS.iter().map(|c| c.to_string()).collect(),
+            keyring: DEBIAN_KEYRING.into(),
+        }
+    }
 }
 
 /// A file named by URL and pinned by its sha256 (lower-case hex).
@@ -405,6 +435,7 @@ mod tests {
         assert_eq!(recipe.clients.len(), 4);
         assert!(recipe.clients.iter().all(|c| c.model == Model::Pi4));
         assert_eq!(recipe.server.dhcp, DhcpMode::Proxy);
+        assert_eq!(recipe.debian, DebianArchive::default());
     }
 
     #[test]

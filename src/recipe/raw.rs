@@ -21,6 +21,7 @@ pub struct RawRecipe {
     pub firmware: Opt<RawFirmware>,
     pub pc: Opt<RawPc>,
     pub menu: Opt<Vec<Spanned<RawMenu>>>,
+    pub debian: Opt<RawDebian>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +39,15 @@ pub struct RawMenu {
     pub kind: Opt<String>,
     pub files: Opt<Vec<Spanned<String>>>,
     pub append: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDebian {
+    pub mirror: Opt<String>,
+    pub suite: Opt<String>,
+    pub components: Opt<Vec<Spanned<String>>>,
+    pub keyring: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,9 +1,11 @@
 //! From the raw TOML shape to a [`Recipe`]: defaults filled in, every value checked, and every
 //! problem collected with the span it is about and the fix.
 
-use super::raw::{EepromTable, EepromValue, Opt, RawClient, RawFirmware, RawLab, RawOs, RawRecipe, RawServer};
+use super::raw::{
+    EepromTable, EepromValue, Opt, RawClient, RawDebian, RawFirmware, RawLab, RawOs, RawRecipe, RawServer,
+};
 use super::{
-    Answer, Client, ClientBoot, DEFAULT_OS, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net, Ipv4Range, Lab,
+    Answer, Client, ClientBoot, DEFAULT_OS, DebianArchive, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net, Ipv4Range, Lab,
     MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode, Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
@@ -88,8 +90,9 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
         }
     }
     let firmware = firmware(raw.firmware, &mut r);
+    let debian = debian(raw.debian.map(Spanned::into_inner).unwrap_or_default(), &mut r);
     let pc = super::boot::pc(raw.pc, raw.menu, &clients, &os, &mut r);
-    (Recipe { lab, os, server, clients, eeprom, firmware, pc }, r.0)
+    (Recipe { lab, os, server, clients, eeprom, firmware, pc, debian }, r.0)
 }
 
 pub(super) fn is_dns_label(s: &str) -> bool {
@@ -350,6 +353,93 @@ fn firmware(raw: Opt<RawFirmware>, r: &mut Report) -> Option<Download> {
             None
         }
     }
+}
+
+/// `[debian]`: each key checked, defaults for the rest.
+fn debian(raw: RawDebian, r: &mut Report) -> DebianArchive {
+    let mut archive = DebianArchive::default();
+    if let Some(m) = raw.mirror {
+        let url = m.get_ref().trim_end_matches('/');
+        let host = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || host.is_empty()
+            || url.contains(char::is_whitespace)
+        {
+            r.error(
+                m.span(),
+                format!("`{}` is not an http(s) URL", m.get_ref()),
+                format!(
+                    "write the archive's base URL, the folder holding `dists/` and `pool/`, e.g. \"{}\"",
+                    super::DEBIAN_MIRROR
+                ),
+            );
+        }
+        archive.mirror = url.to_string();
+    }
+    if let Some(s) = raw.suite {
+        let v = s.get_ref();
+        let ok = !v.is_empty()
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+/".contains(&b))
+            && !v.starts_with('/')
+            && !v.ends_with('/')
+            && !v.split('/').any(|c| c == ".." || c == "." || c.is_empty());
+        if !ok {
+            r.error(
+                s.span(),
+                format!("`{v}` is not a suite name"),
+                "write a codename or suite as the archive's dists/ folder names it, e.g. \"bookworm\" or \"bookworm-backports\"",
+            );
+        }
+        archive.suite = s.into_inner();
+    }
+    if let Some(list) = raw.components {
+        let span = list.span();
+        let list = list.into_inner();
+        if list.is_empty() {
+            r.error(
+                span,
+                "`components` is empty",
+                "name at least one, e.g. [\"main\"] or [\"main\", \"non-free-firmware\"]",
+            );
+        }
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        archive.components.clear();
+        for c in list {
+            let v = c.get_ref();
+            let ok = !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+/".contains(&b))
+                && !v.split('/').any(|p| p == ".." || p == "." || p.is_empty());
+            if !ok {
+                r.error(
+                    c.span(),
+                    format!("`{v}` is not a component name"),
+                    "write a name from the suite's Release file, e.g. \"main\"",
+                );
+            }
+            match seen.get(v) {
+                Some(first) => r.push(
+                    Diagnostic::error(c.span(), format!("component `{v}` is listed twice"))
+                        .related(first.clone(), "first listed here")
+                        .help("list each component once"),
+                ),
+                None => {
+                    seen.insert(v.clone(), c.span());
+                }
+            }
+            archive.components.push(c.into_inner());
+        }
+    }
+    if let Some(k) = raw.keyring {
+        if !k.get_ref().starts_with('/') {
+            r.error(
+                k.span(),
+                format!("keyring `{}` is not an absolute path", k.get_ref()),
+                format!("write the full path of the archive's keyring, e.g. \"{}\"", super::DEBIAN_KEYRING),
+            );
+        }
+        archive.keyring = k.into_inner().into();
+    }
+    archive
 }
 
 /// `did you mean `x`? ` when exactly one candidate is closest and close enough, else nothing.
@@ -961,6 +1051,42 @@ range = "10.42.0.100-10.42.0.199"
         let src = format!("{BASE}{}[eeprom]\nTFTP_PREFIX = 0\n", client("serial = \"d9780558\""));
         let recipe = parse(&src).recipe.unwrap();
         assert_eq!(recipe.eeprom, vec![("BOOT_ORDER".into(), "0xf21".into()), ("TFTP_PREFIX".into(), "0".into())]);
+    }
+
+    #[test]
+    fn debian_archive_defaults_and_checks() {
+        let recipe = parse(&format!("{BASE}{}", client("serial = \"d9780558\""))).recipe.unwrap();
+        assert_eq!(recipe.debian.mirror, "https://deb.debian.org/debian");
+        assert_eq!(recipe.debian.suite, "bookworm");
+        assert_eq!(recipe.debian.components, ["main"]);
+        assert_eq!(recipe.debian.keyring, std::path::Path::new("/usr/share/keyrings/debian-archive-keyring.gpg"));
+        let rpi = format!(
+            "{BASE}{}[debian]\nmirror = \"http://archive.raspberrypi.com/debian/\"\nsuite = \"bookworm\"\n\
+             components = [\"main\", \"untested\"]\nkeyring = \"/usr/share/keyrings/raspberrypi-archive-keyring.gpg\"\n",
+            client("serial = \"d9780558\"")
+        );
+        let recipe = parse(&rpi).recipe.unwrap();
+        assert_eq!(recipe.debian.mirror, "http://archive.raspberrypi.com/debian");
+        assert_eq!(recipe.debian.components, ["main", "untested"]);
+        let bad = "[debian]\nmirror = \"ftp://x\"\nsuite = \"../etc\"\ncomponents = [\"main\", \"main\", \"a b\"]\nkeyring = \"keys.gpg\"\n";
+        let src = format!("{BASE}{}{bad}", client("serial = \"d9780558\""));
+        let parsed = parse(&src);
+        let msgs: Vec<&str> = parsed.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`ftp://x` is not an http(s) URL",
+                "`../etc` is not a suite name",
+                "component `main` is listed twice",
+                "`a b` is not a component name",
+                "keyring `keys.gpg` is not an absolute path"
+            ]
+        );
+        let dup = parsed.diagnostics.iter().find(|d| d.message.contains("twice")).unwrap();
+        assert_eq!(&src[dup.span.clone().unwrap()], "\"main\"");
+        assert_eq!(&src[dup.related.clone().unwrap().0], "\"main\"");
+        assert!(errors("[debian]\ncomponents = []\n")[0].contains("`components` is empty"));
+        assert!(errors("[debian]\nsuit = \"x\"\n")[0].contains("unknown key `suit` in [debian]"));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The inputs a recipe needs, named and described before anything is downloaded: the OS image,
-//! the bootloader EEPROM image and recovery.bin for each Pi 4/5 chip in the lab, and any newer
-//! firmware. Each has a `from` key saying what it was resolved from, so a lock entry is reused
-//! only while the recipe still asks for the same thing.
+//! the bootloader EEPROM image and recovery.bin for each Pi 4/5 chip in the lab, any newer
+//! firmware, and Debian packages ([`deb_input`]). Each has a `from` key saying what it was
+//! resolved from, so a lock entry is reused only while the recipe still asks for the same thing.
 
 use super::eeprom_release;
-use crate::recipe::{OsSource, Recipe};
+use crate::recipe::{DebianArchive, OsSource, Recipe};
 
 /// Input names, as the lock and the cache listing show them.
 pub const OS: &str = "os";
@@ -17,6 +17,9 @@ pub enum Spec {
     Catalog(String),
     /// A URL with a known sha256 (and size, when known).
     Pinned { url: String, sha256: String, size: Option<u64> },
+    /// A binary package from a Debian-format archive: its highest version for `arch` (or
+    /// `all`), found in the suite's signed indexes.
+    Deb { archive: DebianArchive, package: String, arch: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +28,16 @@ pub struct Input {
     /// What the recipe asked for: `catalog:raspios-lite-arm64`, `url:<url>`, `eeprom:2711`.
     pub from: String,
     pub spec: Spec,
+}
+
+/// The package `package` for architecture `arch` (`arm64`, `amd64`, …; `all` packages count
+/// for every architecture) from `archive`. Named `deb:<package>:<arch>` in the lock.
+pub fn deb_input(archive: &DebianArchive, package: &str, arch: &str) -> Input {
+    Input {
+        name: format!("deb:{package}:{arch}"),
+        from: format!("deb:{}/{}/{arch}/{package}@{}", archive.suite, archive.components.join(","), archive.mirror),
+        spec: Spec::Deb { archive: archive.clone(), package: package.into(), arch: arch.into() },
+    }
 }
 
 /// Every input `recipe` needs, in a stable order.
@@ -75,6 +88,19 @@ mod tests {
         let names: Vec<String> = inputs(&recipe).into_iter().map(|i| i.name).collect();
         assert_eq!(names, ["os", "pieeprom-2711", "recovery-2711"]);
         assert_eq!(inputs(&recipe)[0].spec, Spec::Catalog("raspios-lite-arm64".into()));
+    }
+
+    #[test]
+    fn debian_packages_are_named_by_package_and_arch() {
+        let archive = DebianArchive::default();
+        let i = deb_input(&archive, "pxelinux", "amd64");
+        assert_eq!(i.name, "deb:pxelinux:amd64");
+        assert_eq!(i.from, "deb:bookworm/main/amd64/pxelinux@https://deb.debian.org/debian");
+        let other = DebianArchive { components: vec!["main".into(), "non-free-firmware".into()], ..archive };
+        assert_eq!(
+            deb_input(&other, "raspi-firmware", "arm64").from,
+            "deb:bookworm/main,non-free-firmware/arm64/raspi-firmware@https://deb.debian.org/debian"
+        );
     }
 
     #[test]

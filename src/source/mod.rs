@@ -2,7 +2,11 @@
 //! bootloader EEPROM releases, firmware archives. Decides names, URLs and hashes; never
 //! downloads (that is `fetch`).
 
+pub mod ar;
 pub mod catalog;
+pub mod compression;
+pub mod deb_file;
+pub mod debian;
 pub mod debian_root;
 pub mod eeprom_release;
 pub mod inputs;

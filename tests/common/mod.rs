@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod deb_archive;
 pub mod http;
 pub mod http_daemon;
 pub mod image;
