@@ -78,7 +78,7 @@ fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) ->
             let tar = debian_root::build(&spec, fetched.cache.root(), &mut |line| progress.message(line))?;
             progress.finish();
             let root = tar_reader::read_tar_file(&tar).with_context(|| format!("reading the Debian root {}", tar.display()))?;
-            let boot = pi_boot::debian_boot_tree(&root, Timestamp::from_secs(i64::from(epoch)))?;
+            let boot = pi_boot::debian_boot_tree(&root)?;
             Ok(OsInput { id: format!("debian-{}-arm64", spec.suite), boot, root })
         }
         OsSource::Catalog(_) | OsSource::Url(_) => {
@@ -102,8 +102,33 @@ fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) ->
     }
 }
 
+/// Files taken out of Debian packages, by package and path: each package is read once.
+type DebFiles = std::collections::BTreeMap<(String, String), Content>;
+
+fn extract_deb_files(recipe: &Recipe, fetched: &FetchedInputs) -> Result<DebFiles> {
+    let mut wanted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Some(pc) = &recipe.pc {
+        for f in crate::source::pc_loaders::needed_files(pc) {
+            if let FileRef::Deb { package, path } = f {
+                wanted.entry(package).or_default().push(path);
+            }
+        }
+    }
+    let mut out = DebFiles::new();
+    for (package, paths) in wanted {
+        let input = inputs::deb_input(&recipe.debian, &package, crate::source::pc_loaders::package_arch(&package));
+        let got = find(fetched, &input.name).with_context(|| format!("package {package} was not fetched"))?;
+        let deb = crate::source::deb_file::DebFile::open(&got.path)?;
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        for file in deb.extract(&refs).with_context(|| format!("taking files out of {package}"))? {
+            out.insert((package.clone(), file.path.display().to_string()), Content::bytes(file.bytes));
+        }
+    }
+    Ok(out)
+}
+
 /// The bytes of a lab file, wherever it comes from.
-fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs) -> Result<Content> {
+fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs, debs: &DebFiles) -> Result<Content> {
     match f {
         FileRef::Local(p) => {
             let path = recipe_dir.join(p);
@@ -115,13 +140,10 @@ fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs) -> Resu
             let len = std::fs::metadata(&got.path)?.len();
             Ok(Content::new(Arc::new(HostFile { path: got.path.clone(), len })))
         }
-        FileRef::Deb { package, path } => {
-            let name = inputs::deb_input_name(package, crate::lab::pc::package_arch(package));
-            let got = find(fetched, &name).with_context(|| format!("package {package} was not fetched"))?;
-            let bytes = crate::source::deb::extract_file(&got.path, path)
-                .with_context(|| format!("{path} from {package} ({})", got.path.display()))?;
-            Ok(Content::bytes(bytes))
-        }
+        FileRef::Deb { package, path } => debs
+            .get(&(package.clone(), path.clone()))
+            .cloned()
+            .with_context(|| format!("{path} was not taken out of package {package}")),
     }
 }
 
@@ -155,7 +177,8 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         };
         releases.push(eeprom::Release { chip, image: read("pieeprom")?, recovery: read("recovery")? });
     }
-    let mut resolve = |f: &FileRef| resolve_file(f, &recipe_dir, &fetched);
+    let debs = extract_deb_files(&recipe, &fetched)?;
+    let mut resolve = |f: &FileRef| resolve_file(f, &recipe_dir, &fetched, &debs);
     let plan: Plan = plan(Inputs {
         recipe: &recipe,
         recipe_name: &name,

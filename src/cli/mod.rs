@@ -4,6 +4,8 @@
 //!
 //! Holds no logic of its own beyond reading and writing files for the library modules.
 
+mod build;
+mod deploy;
 mod eeprom;
 mod fetch;
 mod image;
@@ -52,6 +54,10 @@ enum Command {
     Inspect(image::InspectArgs),
     /// Write a filesystem (or a folder) of an OS image out as a tar or a folder
     Extract(image::ExtractArgs),
+    /// Build the lab: client roots, boot files, PC menus, bootloader updates, daemon config
+    Build(build::Args),
+    /// Put a built lab in place on the server (as root): unpack the roots, install the exports
+    Deploy(deploy::Args),
     /// Run the boot daemon: TFTP for Pi and PC clients
     Serve(serve::Args),
 }
@@ -90,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => image::inspect(args, quiet),
         Command::Extract(args) => image::extract(args),
         Command::Cache(command) => fetch::cache_command(command),
+        Command::Build(args) => build::run(args, quiet),
+        Command::Deploy(args) => deploy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

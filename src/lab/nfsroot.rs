@@ -123,6 +123,11 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
     }
     done.push(format!("fstab: no SD-card partitions; in memory: {}", tmpfs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")));
 
+    // The boot files are served from the lab's boot folder; a client never mounts its own.
+    let boot_files = e.remove_matching("boot/firmware", |_| true);
+    if boot_files > 0 {
+        done.push(format!("removed {boot_files} boot files from /boot/firmware (served over TFTP instead)"));
+    }
     for unit in MASKED {
         e.symlink(&format!("etc/systemd/system/{unit}"), "/dev/null");
     }

@@ -6,40 +6,11 @@
 
 use super::tree_edit::read_text;
 use crate::recipe::Model;
-use crate::tree::{Content, Kind, Node, Timestamp, Tree};
+use crate::tree::{Content, Kind, Tree};
 use anyhow::{Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The Debian boot folder's config.txt: upstream device tree names, the serial console, the
-/// kernel and initramfs copied under fixed names.
-pub const DEBIAN_CONFIG_TXT: &str = "# Written by bramble build, as Debian's raspi-firmware writes it for an SD card.\n\
-arm_64bit=1\nenable_uart=1\nupstream_kernel=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n";
-/// Debian's kernels name the consoles this way on Pi 3/4 (mini UART with enable_uart=1).
-pub const DEBIAN_CMDLINE: &str = "console=tty0 console=ttyS1,115200 net.ifnames=0";
-
-/// The newest kernel of a root: its version (`6.1.0-28-arm64`) from `boot/vmlinuz-<version>`.
-pub fn kernel_version(root: &Tree) -> Option<String> {
-    let mut versions: Vec<String> = root
-        .children(Path::new("boot"))
-        .filter_map(|(p, _)| p.file_name()?.to_str()?.strip_prefix("vmlinuz-").map(str::to_string))
-        .collect();
-    versions.sort_by(|a, b| version_cmp(a, b));
-    versions.pop()
-}
-
-/// Kernel versions compare by their numbers: 6.1.0-10 after 6.1.0-9.
-fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let nums = |s: &str| s.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).collect::<Vec<_>>();
-    nums(a).cmp(&nums(b)).then_with(|| a.cmp(b))
-}
-
-fn file(content: Content, mtime: Timestamp) -> Node {
-    let mut n = Node::new(Kind::File(content), 0o644);
-    n.mtime = mtime;
-    n
-}
-
-/// A file's content in `root`, with hard links followed.
+/// A file's content in `root`, with hard links and symlinks followed.
 fn content_of(root: &Tree, path: &Path) -> Option<Content> {
     match &root.get(path)?.kind {
         Kind::File(c) => Some(c.clone()),
@@ -52,47 +23,40 @@ fn content_of(root: &Tree, path: &Path) -> Option<Content> {
     }
 }
 
-/// The boot folder of a Debian root.
-pub fn debian_boot_tree(root: &Tree, mtime: Timestamp) -> Result<Tree> {
-    let Some(version) = kernel_version(root) else {
-        bail!("the Debian root has no kernel (/boot/vmlinuz-*): is linux-image-arm64 installed?")
-    };
+/// The boot folder of a Debian root: what raspi-firmware's kernel hook put in /boot/firmware
+/// (firmware, the kernel's Broadcom device trees, the kernel, its initramfs, a config.txt and
+/// cmdline.txt that boot them), exactly as it would be on an SD card.
+pub fn debian_boot_tree(root: &Tree) -> Result<Tree> {
+    let firmware = Path::new("boot/firmware");
+    if root.get(&firmware.join("config.txt")).is_none() {
+        bail!(
+            "the Debian root has no /boot/firmware/config.txt: raspi-firmware (non-free-firmware) and \
+             linux-image-arm64 must be installed for its kernel hook to lay out the boot files"
+        );
+    }
     let mut boot = Tree::new();
-    let mut dir = Node::new(Kind::Dir, 0o755);
-    dir.mtime = mtime;
-    boot.insert("", dir.clone());
-    let firmware = Path::new("usr/lib/raspi-firmware");
-    if root.get(firmware).is_none() {
-        bail!("the Debian root has no /usr/lib/raspi-firmware: is raspi-firmware (non-free-firmware) installed?");
-    }
-    for (p, _) in root.children(firmware) {
-        if let Some(c) = content_of(root, p) {
-            boot.insert(p.strip_prefix(firmware).expect("child").to_path_buf(), file(c, mtime));
-        }
-    }
-    let dtbs = PathBuf::from(format!("usr/lib/linux-image-{version}/broadcom"));
-    for (p, _) in root.children(&dtbs) {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("bcm27") || name.starts_with("bcm28") {
-            if let Some(c) = content_of(root, p) {
-                boot.insert(name, file(c, mtime));
+    for (p, n) in root.iter().filter(|(p, _)| p.starts_with(firmware)) {
+        let rel = p.strip_prefix(firmware).expect("under /boot/firmware").to_path_buf();
+        let mut node = n.clone();
+        if let Kind::HardLink(_) | Kind::Symlink(_) = n.kind {
+            match content_of(root, p) {
+                Some(c) => node.kind = Kind::File(c),
+                None => continue,
             }
         }
+        boot.insert(rel, node);
     }
-    for (from, to) in [(format!("boot/vmlinuz-{version}"), "vmlinuz"), (format!("boot/initrd.img-{version}"), "initrd.img")] {
-        match content_of(root, Path::new(&from)) {
-            Some(c) => boot.insert(to, file(c, mtime)),
-            None => bail!("the Debian root has no /{from}; was the initramfs made? (initramfs-tools must be installed)"),
-        }
-    }
-    boot.insert("config.txt", file(Content::bytes(DEBIAN_CONFIG_TXT.as_bytes().to_vec()), mtime));
-    boot.insert("cmdline.txt", file(Content::bytes(format!("{DEBIAN_CMDLINE}\n").into_bytes()), mtime));
     Ok(boot)
 }
 
 /// `kernel=` of a config.txt (the first one; sections aside), if set.
-fn configured_kernel(config: &str) -> Option<String> {
+pub fn configured_kernel(config: &str) -> Option<String> {
     config.lines().map(str::trim).find_map(|l| l.strip_prefix("kernel=")).map(|k| k.trim().to_string())
+}
+
+/// The `initramfs FILE [followkernel]` of a config.txt, if set.
+pub fn configured_initramfs(config: &str) -> Option<String> {
+    config.lines().map(str::trim).find_map(|l| l.strip_prefix("initramfs ")).and_then(|r| r.split_whitespace().next()).map(str::to_string)
 }
 
 /// What each model's boot stage loads from the boot folder. A `|` separates alternatives.
@@ -146,14 +110,23 @@ pub fn check(boot: &Tree, models: &[Model], os: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::{Node, Timestamp};
+
+    const DEBIAN_CONFIG: &str = "arm_64bit=1\nupstream_kernel=1\nkernel=vmlinuz-6.1.0-50-arm64\ninitramfs initrd.img-6.1.0-50-arm64\n";
+
+    fn file(bytes: &[u8]) -> Node {
+        let mut n = Node::new(Kind::File(Content::bytes(bytes.to_vec())), 0o644);
+        n.mtime = Timestamp::default();
+        n
+    }
 
     fn boot(names: &[&str], config: &str) -> Tree {
         let mut t = Tree::new();
         t.insert("", Node::new(Kind::Dir, 0o755));
         for n in names {
-            t.insert(*n, file(Content::bytes(vec![0]), Timestamp::default()));
+            t.insert(*n, file(&[0]));
         }
-        t.insert("config.txt", file(Content::bytes(config.as_bytes().to_vec()), Timestamp::default()));
+        t.insert("config.txt", file(config.as_bytes()));
         t
     }
 
@@ -170,20 +143,26 @@ mod tests {
 
     #[test]
     fn config_txt_names_the_kernel() {
-        let b = boot(&["start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz"], DEBIAN_CONFIG_TXT);
+        let b = boot(&["start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz-6.1.0-50-arm64"], DEBIAN_CONFIG);
         check(&b, &[Model::Pi4], "debian").unwrap();
-        let b = boot(&["bootcode.bin", "start.elf", "fixup.dat", "bcm2837-rpi-3-b-plus.dtb", "vmlinuz"], DEBIAN_CONFIG_TXT);
-        check(&b, &[Model::Pi3], "debian").unwrap();
+        let pi3 = ["bootcode.bin", "start.elf", "fixup.dat", "bcm2837-rpi-3-b-plus.dtb", "vmlinuz-6.1.0-50-arm64"];
+        check(&boot(&pi3, DEBIAN_CONFIG), &[Model::Pi3], "debian").unwrap();
     }
 
     #[test]
-    fn newest_kernel_wins() {
-        let mut t = Tree::new();
-        t.insert("", Node::new(Kind::Dir, 0o755));
-        t.insert("boot", Node::new(Kind::Dir, 0o755));
-        for v in ["6.1.0-9-arm64", "6.1.0-10-arm64", "5.10.0-30-arm64"] {
-            t.insert(format!("boot/vmlinuz-{v}"), file(Content::bytes(vec![]), Timestamp::default()));
+    fn debian_boot_files_come_from_boot_firmware() {
+        let mut root = Tree::new();
+        root.insert("", Node::new(Kind::Dir, 0o755));
+        root.insert("boot", Node::new(Kind::Dir, 0o755));
+        assert!(debian_boot_tree(&root).unwrap_err().to_string().contains("raspi-firmware"));
+        root.insert("boot/firmware", Node::new(Kind::Dir, 0o755));
+        root.insert("boot/firmware/config.txt", file(DEBIAN_CONFIG.as_bytes()));
+        root.insert("boot/vmlinuz-6.1.0-50-arm64", file(b"kernel"));
+        root.insert("boot/firmware/vmlinuz-6.1.0-50-arm64", Node::new(Kind::HardLink("boot/vmlinuz-6.1.0-50-arm64".into()), 0o644));
+        let boot = debian_boot_tree(&root).unwrap();
+        match &boot.get(Path::new("vmlinuz-6.1.0-50-arm64")).unwrap().kind {
+            Kind::File(c) => assert_eq!(c.read_all().unwrap(), b"kernel"),
+            k => panic!("{k:?}"),
         }
-        assert_eq!(kernel_version(&t).as_deref(), Some("6.1.0-10-arm64"));
     }
 }

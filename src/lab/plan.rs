@@ -150,8 +150,10 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
             if c.model == Model::Pc {
                 let cmdline = nfsroot::client_cmdline("", &nfsroot, shared, &c.name, c.cmdline.as_deref());
                 let mac = c.mac.map(|m| m.to_string()).unwrap_or_default();
-                let initrd = os.boot.get(Path::new("initrd.img")).map(|_| "/initrd.img".to_string());
-                grub_clients.push(GrubClient { mac, name: c.name.clone(), kernel: "/vmlinuz".into(), initrd, cmdline });
+                // The same kernel and initramfs the Pis boot, named as config.txt names them.
+                let kernel = pi_boot::configured_kernel(&os_config).unwrap_or_else(|| "kernel8.img".into());
+                let initrd = pi_boot::configured_initramfs(&os_config).map(|i| format!("/{i}"));
+                grub_clients.push(GrubClient { mac, name: c.name.clone(), kernel: format!("/{kernel}"), initrd, cmdline });
                 continue;
             }
             let cmdline = nfsroot::client_cmdline(&os_cmdline, &nfsroot, shared, &c.name, c.cmdline.as_deref());

@@ -3,8 +3,8 @@
 //! firmware, and Debian packages ([`deb_input`]). Each has a `from` key saying what it was
 //! resolved from, so a lock entry is reused only while the recipe still asks for the same thing.
 
-use super::eeprom_release;
-use crate::recipe::{DebianArchive, OsSource, Recipe};
+use super::{eeprom_release, pc_loaders};
+use crate::recipe::{DebianArchive, FileRef, OsSource, Recipe};
 
 /// Input names, as the lock and the cache listing show them.
 pub const OS: &str = "os";
@@ -74,7 +74,30 @@ pub fn inputs(recipe: &Recipe) -> Vec<Input> {
             spec: Spec::Pinned { url: fw.url.clone(), sha256: fw.sha256.clone(), size: None },
         });
     }
+    if let Some(pc) = &recipe.pc {
+        for f in pc_loaders::needed_files(pc) {
+            let input = match &f {
+                FileRef::Deb { package, .. } => deb_input(&recipe.debian, package, pc_loaders::package_arch(package)),
+                FileRef::Url(d) => url_input(d),
+                FileRef::Local(_) => continue,
+            };
+            if !out.iter().any(|i| i.name == input.name) {
+                out.push(input);
+            }
+        }
+    }
     out
+}
+
+/// A file named by URL and sha256 (a menu's kernel, an ISO image), named `file:<sha256
+/// prefix>:<file name>` so two files of one name stay apart.
+pub fn url_input(d: &crate::recipe::Download) -> Input {
+    let name = d.url.split(['#', '?']).next().unwrap_or("").rsplit('/').next().unwrap_or("file");
+    Input {
+        name: format!("file:{}:{name}", &d.sha256[..d.sha256.len().min(16)]),
+        from: format!("url:{}#{}", d.url, d.sha256),
+        spec: Spec::Pinned { url: d.url.clone(), sha256: d.sha256.clone(), size: None },
+    }
 }
 
 #[cfg(test)]

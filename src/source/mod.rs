@@ -11,3 +11,4 @@ pub mod debian_root;
 pub mod eeprom_release;
 pub mod inputs;
 pub mod os_image;
+pub mod pc_loaders;
