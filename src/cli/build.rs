@@ -4,7 +4,7 @@ use super::fetch::{FetchedInputs, InputArgs, fetch_inputs};
 use super::validate::read_recipe;
 use crate::fetch::resolve::Fetched;
 use crate::lab::emit::{EmitOptions, emit};
-use crate::lab::plan::{Inputs, OsInput, Plan, needs_os, plan};
+use crate::lab::plan::{Inputs, OsInput, Plan, plan};
 use crate::lab::{eeprom, pi_boot};
 use crate::recipe::{self, FileRef, OsSource, Recipe};
 use crate::source::debian_root::{self, DebianRootSpec};
@@ -168,7 +168,7 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
     let epoch = build_epoch(&recipe, find(&fetched, inputs::OS))?;
     let mtime = Timestamp::from_secs(i64::from(epoch));
-    let os = if needs_os(&recipe) { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    let os = if recipe.needs_os() { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
     let mut releases = Vec::new();
     for chip in recipe.models().into_iter().filter_map(|m| m.eeprom_chip()) {
         let read = |kind: &str| -> Result<Vec<u8>> {

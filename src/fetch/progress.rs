@@ -110,9 +110,13 @@ impl Progress {
     pub fn finish(self) {
         match self {
             Progress::Bar(bar) => bar.finish_and_clear(),
-            Progress::Log { verb, name, done, started, .. } => {
+            Progress::Log { verb, name, done, started, total, .. } => {
                 let secs = started.elapsed().as_secs_f64();
-                tracing::info!("{verb} {name}: done, {:.1} MiB in {secs:.1} s", mib(done));
+                if done == 0 && total.is_none() {
+                    tracing::info!("{verb} {name}: done in {secs:.0} s");
+                } else {
+                    tracing::info!("{verb} {name}: done, {:.1} MiB in {secs:.1} s", mib(done));
+                }
             }
             Progress::Quiet => {}
         }

@@ -133,32 +133,41 @@ pub struct GrubClient {
 /// chains).
 pub fn grub(title: &str, clients: &[GrubClient], entries: &[Placed], timeout_secs: u32) -> String {
     let mut out = String::from("# Written by bramble build from the recipe; edits are lost at the next build.\n");
-    out.push_str(&format!("set timeout={timeout_secs}\nset default=0\n"));
+    out.push_str(&format!("# {}\nset default=0\n", clean(title)));
+    let mut keyword = "if";
     for c in clients {
-        out.push_str(&format!("if [ \"$net_default_mac\" = \"{}\" ]; then\n", c.mac));
+        out.push_str(&format!("{keyword} [ \"$net_default_mac\" = \"{}\" ]; then\n", c.mac));
         out.push_str(&format!("  set timeout=0\n  menuentry \"{}\" {{\n", clean(&c.name)));
         out.push_str(&format!("    linux {} {}\n", c.kernel, c.cmdline));
         if let Some(i) = &c.initrd {
             out.push_str(&format!("    initrd {i}\n"));
         }
-        out.push_str("  }\n  return\nfi\n");
+        out.push_str("  }\n");
+        keyword = "elif";
     }
-    out.push_str(&format!("menuentry \"{}\" {{ true }}\n", clean(title)));
+    let indent = if clients.is_empty() { "" } else { "  " };
+    if !clients.is_empty() {
+        out.push_str("else\n");
+    }
+    out.push_str(&format!("{indent}set timeout={timeout_secs}\n"));
     for placed in entries {
         let e = placed.entry;
         let body = match e.kind {
             MenuKind::Kernel => {
-                let mut b = format!("  linux {} {}\n", placed.tftp[0], e.append.as_deref().unwrap_or(""));
+                let mut b = format!("{indent}  linux {} {}\n", placed.tftp[0], e.append.as_deref().unwrap_or(""));
                 if placed.tftp.len() > 1 {
-                    b.push_str(&format!("  initrd {}\n", placed.tftp[1..].join(" ")));
+                    b.push_str(&format!("{indent}  initrd {}\n", placed.tftp[1..].join(" ")));
                 }
                 b
             }
-            MenuKind::Chain => format!("  chainloader {}\n", placed.tftp[0]),
-            MenuKind::Local => "  exit\n".to_string(),
+            MenuKind::Chain => format!("{indent}  chainloader {}\n", placed.tftp[0]),
+            MenuKind::Local => format!("{indent}  exit\n"),
             MenuKind::Iso => continue,
         };
-        out.push_str(&format!("menuentry \"{}\" {{\n{body}}}\n", clean(&e.label)));
+        out.push_str(&format!("{indent}menuentry \"{}\" {{\n{body}{indent}}}\n", clean(&e.label)));
+    }
+    if !clients.is_empty() {
+        out.push_str("fi\n");
     }
     out
 }
@@ -238,8 +247,11 @@ mod tests {
         }];
         let text = grub("lab", &clients, &placed(&list), 5);
         assert!(text.contains("if [ \"$net_default_mac\" = \"52:54:00:12:34:56\" ]; then\n  set timeout=0\n"));
-        assert!(text.contains("    linux /os/x/boot/vmlinuz root=/dev/nfs ro\n    initrd /os/x/boot/initrd.img\n"));
+        assert!(text.contains("    linux /os/x/boot/vmlinuz root=/dev/nfs ro\n    initrd /os/x/boot/initrd.img\n  }\nelse\n  set timeout=5\n"));
         assert!(!text.contains("memdisk"));
-        assert!(text.contains("  chainloader /menu/4/n.efi\n"));
+        assert!(text.contains("    chainloader /menu/4/n.efi\n"));
+        assert!(text.ends_with("fi\n"));
+        let plain = grub("lab", &[], &placed(&list), 5);
+        assert!(plain.contains("set timeout=5\nmenuentry \"Local disk\" {\n  exit\n}\n"), "{plain}");
     }
 }

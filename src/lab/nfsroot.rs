@@ -159,7 +159,7 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
         done.push("SSH server enabled".into());
     }
 
-    add_user(&mut e, c.user, c.ssh_keys)?;
+    add_user(&mut e, c.user, c.ssh_keys, shared)?;
     done.push(format!(
         "user `{}` with {} SSH key{} and sudo; no password",
         c.user,
@@ -185,7 +185,7 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
 
 /// The lab user: an account with the usual groups, no password (SSH keys only), a home the
 /// boot copies into memory, and sudo (overlay `etc/sudoers.d/010_bramble`).
-fn add_user(e: &mut Editor, user: &str, keys: &[String]) -> Result<()> {
+fn add_user(e: &mut Editor, user: &str, keys: &[String], shared: bool) -> Result<()> {
     let passwd = e.text("etc/passwd").context("the root has no /etc/passwd")?;
     let group = e.text("etc/group").context("the root has no /etc/group")?;
     let shadow = e.text("etc/shadow").unwrap_or_default();
@@ -248,7 +248,7 @@ fn add_user(e: &mut Editor, user: &str, keys: &[String]) -> Result<()> {
     }
     e.write(&format!("{home}/.ssh/authorized_keys"), authorized.as_bytes(), 0o600);
     // Without a shared root the home is not in memory: make it in place too.
-    if !e.exists(&format!("home/{user}")) {
+    if !shared && !e.exists(&format!("home/{user}")) {
         for path in e.paths_under(&home) {
             let rel = path.strip_prefix(&home).expect("under home").to_path_buf();
             e.copy(&path, &Path::new("home").join(user).join(rel));
@@ -279,7 +279,9 @@ pub fn client_cmdline(os_cmdline: &str, nfsroot: &str, shared: bool, hostname: &
         .map(str::to_string)
         .collect();
     args.push("root=/dev/nfs".into());
-    args.push(format!("nfsroot={nfsroot},vers=3,tcp"));
+    // `nfsvers=3`, not `vers=3`: the kernel takes both, but klibc's nfsmount in Debian's
+    // initramfs refuses `vers` ("bad option").
+    args.push(format!("nfsroot={nfsroot},nfsvers=3,tcp"));
     args.push(if shared { "ro" } else { "rw" }.into());
     args.push("ip=dhcp".into());
     args.push("rootwait".into());

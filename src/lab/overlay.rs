@@ -39,6 +39,8 @@ struct OverlayFile {
 enum Source {
     Embedded(&'static [u8]),
     Host(PathBuf, u64),
+    /// A symlink in a recipe's overlay (enabling a unit: `multi-user.target.wants/x.service`).
+    Link(PathBuf),
 }
 
 /// Built-in files get their mode from where they live (git keeps no modes worth trusting).
@@ -82,9 +84,17 @@ fn from_disk(folder: &Path, target: Target) -> Result<Vec<OverlayFile>> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read overlay folder {}", d.display()))? {
             let entry = entry?;
+            // DirEntry::metadata does not follow symlinks: a link stays a link.
             let meta = entry.metadata()?;
             let path = entry.path();
-            if meta.is_dir() {
+            if meta.file_type().is_symlink() {
+                out.push(OverlayFile {
+                    path: path.strip_prefix(&base).expect("under the base").to_path_buf(),
+                    origin: path.display().to_string(),
+                    bytes: Source::Link(std::fs::read_link(&path)?),
+                    mode: 0o777,
+                });
+            } else if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
                 out.push(OverlayFile {
@@ -118,11 +128,20 @@ pub fn apply(
     dir.mtime = mtime;
     let mut written = Vec::new();
     for f in files {
+        if let Source::Link(target) = &f.bytes {
+            let mut node = Node::new(Kind::Symlink(target.clone()), 0o777);
+            node.mtime = mtime;
+            root.remove(&f.path);
+            root.insert_with_parents(f.path.clone(), node, &dir);
+            written.push(f.path.clone());
+            continue;
+        }
         let (path, content) = match f.path.to_str().and_then(|p| p.strip_suffix(".j2")) {
             Some(plain) => {
                 let text = match &f.bytes {
                     Source::Embedded(b) => String::from_utf8(b.to_vec()).ok(),
                     Source::Host(p, _) => std::fs::read_to_string(p).ok(),
+                    Source::Link(_) => None,
                 }
                 .ok_or_else(|| anyhow!("{}: a template must be UTF-8 text", f.origin))?;
                 (PathBuf::from(plain), Content::bytes(render(&f.origin, &text, values)?.into_bytes()))
@@ -131,6 +150,7 @@ pub fn apply(
                 let content = match f.bytes {
                     Source::Embedded(b) => Content::bytes(b),
                     Source::Host(p, len) => Content::new(Arc::new(HostFile { path: p, len })),
+                    Source::Link(_) => unreachable!("links are laid above"),
                 };
                 (f.path.clone(), content)
             }

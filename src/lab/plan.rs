@@ -75,11 +75,6 @@ impl Builder {
     }
 }
 
-/// What a build of `recipe` needs from outside: the OS (if a client boots it) and files.
-pub fn needs_os(recipe: &Recipe) -> bool {
-    recipe.clients.iter().any(|c| c.boot == ClientBoot::Os)
-}
-
 pub fn plan(inputs: Inputs) -> Result<Plan> {
     let recipe = inputs.recipe;
     let mtime = inputs.mtime;

@@ -391,6 +391,11 @@ impl Recipe {
         find(&client.eeprom).or_else(|| find(&self.eeprom))
     }
 
+    /// Whether any client boots the lab's OS (else the OS is neither fetched nor built).
+    pub fn needs_os(&self) -> bool {
+        self.clients.iter().any(|c| c.boot == ClientBoot::Os)
+    }
+
     /// The models present, each once, in order.
     pub fn models(&self) -> Vec<Model> {
         let mut models: Vec<Model> = self.clients.iter().map(|c| c.model).collect();

@@ -149,8 +149,9 @@ pub fn build(spec: &DebianRootSpec, cache_dir: &Path, log: &mut dyn FnMut(&str))
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
-            if line.starts_with("I: ") {
-                log(line.trim_start_matches("I: "));
+            if let Some(step) = line.strip_prefix("I: ") {
+                // The hook's whole shell text is no news; its name is.
+                log(step.split(" in shell:").next().unwrap_or(step));
             }
             tail.push(line);
             if tail.len() > 30 {

@@ -44,6 +44,7 @@ pub fn deb_input(archive: &DebianArchive, package: &str, arch: &str) -> Input {
 pub fn inputs(recipe: &Recipe) -> Vec<Input> {
     let mut out = Vec::new();
     match &recipe.os {
+        _ if !recipe.needs_os() => {}
         OsSource::Catalog(name) => {
             out.push(Input { name: OS.into(), from: format!("catalog:{name}"), spec: Spec::Catalog(name.clone()) })
         }

@@ -82,24 +82,17 @@ impl Vm {
                 vars = Some(v);
             }
             Firmware::Arm64Uefi => {
-                let code = work.join(format!("aavmf-code-{}.fd", mac.replace(':', "")));
                 let v = work.join(format!("aavmf-vars-{}.fd", mac.replace(':', "")));
-                // pflash units must be exactly 64 MiB.
-                let pad = |from: &str, to: &Path| {
-                    let mut bytes = std::fs::read(from).expect("AAVMF (apt-get install qemu-efi-aarch64)");
-                    bytes.resize(64 << 20, 0);
-                    std::fs::write(to, bytes).unwrap();
-                };
-                pad("/usr/share/AAVMF/AAVMF_CODE.fd", &code);
-                pad("/usr/share/AAVMF/AAVMF_VARS.fd", &v);
+                std::fs::copy("/usr/share/AAVMF/AAVMF_VARS.fd", &v).expect("AAVMF (apt-get install qemu-efi-aarch64)");
                 args.extend(["-machine", "virt", "-cpu", "cortex-a72"].map(String::from));
-                args.extend(["-drive".into(), format!("if=pflash,format=raw,readonly=on,file={}", code.display())]);
+                args.extend(["-drive".into(), "if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd".into()]);
                 args.extend(["-drive".into(), format!("if=pflash,format=raw,file={}", v.display())]);
                 args.extend(["-device".into(), format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=")]);
                 vars = Some(v);
             }
         }
-        let smp = if firmware == Firmware::Arm64Uefi { "2" } else { "1" };
+        // One core each: two machines at once already fill the host's two.
+        let smp = "1";
         let child = ns
             .command(program)
             .args(["-accel", "tcg", "-m", &memory_mib.to_string(), "-smp", smp, "-nographic", "-no-reboot"])
