@@ -3,5 +3,6 @@
 //! `config` the daemon's configuration file.
 
 pub mod config;
+pub mod dhcp;
 pub mod net;
 pub mod tftp;
