@@ -52,7 +52,7 @@ enum Command {
     Inspect(image::InspectArgs),
     /// Write a filesystem (or a folder) of an OS image out as a tar or a folder
     Extract(image::ExtractArgs),
-    /// Run the boot daemon: TFTP for Pi and PC clients
+    /// Run the boot daemon: DHCP or proxyDHCP and TFTP for Pi and PC clients
     Serve(serve::Args),
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod netns;
 pub mod image;
 
 use std::path::{Path, PathBuf};
