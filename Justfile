@@ -36,6 +36,7 @@ setup:
         build-essential pkg-config git curl xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
         atftp tftp-hpa busybox
+        iproute2 python3-scapy isc-dhcp-client
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )
@@ -96,7 +97,7 @@ bench: setup
         for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$peers"; done
     fi
     missing=()
-    for p in libwrap0 libnetfilter-conntrack3 libnftables1 time; do
+    for p in libwrap0 libnetfilter-conntrack3 libnftables1 time kea-admin; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -104,6 +105,9 @@ bench: setup
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     fi
     cargo bench --locked --bench tftp
+    # DHCP: perfdhcp (kea-admin) in server mode and a 100-Pi storm in proxy mode, against dnsmasq.
+    cargo build --locked --release
+    python3 benches/dhcp.py target/release/bramble "$peers/usr/sbin/dnsmasq"
     # Reading a 2 GiB .img.xz against `xz -dc -T0 | sha256sum` (the image is made once).
     cargo build --locked --release
     python3 benches/image_read.py target/release/bramble

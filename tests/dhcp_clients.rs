@@ -34,9 +34,14 @@ struct Seen {
 
 /// Run the scapy client in the lab's client namespace.
 fn scapy(lab: &Lab, iface: &str, args: &[String]) -> Vec<Seen> {
-    let out = lab.client.command("/usr/bin/python3").arg(SCRIPT).arg(iface).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}); `just setup` installs python3-scapy")
-    });
+    let out = lab
+        .client
+        .command("/usr/bin/python3")
+        .arg(SCRIPT)
+        .arg(iface)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); `just setup` installs python3-scapy"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "dhcp_client.py failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     stdout
@@ -146,7 +151,10 @@ fn udhcpc_leases_in_server_mode_and_boots_as_a_pi_in_proxy_mode() {
     let script = udhcpc_script(work.path(), &env);
     {
         let args = ["--interface", "veth0", "--dhcp", "server", "--range", "10.77.0.100-10.77.0.120"];
-        let mut daemon = NsDaemon::start(&lab.server, &[&args[..], &["--tftp-root", &root, "--lease-file", path_str(&leases)]].concat());
+        let mut daemon = NsDaemon::start(
+            &lab.server,
+            &[&args[..], &["--tftp-root", &root, "--lease-file", path_str(&leases)]].concat(),
+        );
         let out = lab
             .client
             .command("busybox")
@@ -168,7 +176,10 @@ fn udhcpc_leases_in_server_mode_and_boots_as_a_pi_in_proxy_mode() {
     // REQUEST, which the proxy ACKs too.
     std::fs::remove_file(&env).unwrap();
     lab.client.ip(&["link", "set", "eth0", "address", "dc:a6:32:00:00:31"]);
-    let _daemon = NsDaemon::start(&lab.server, &["--interface", "veth0", "--dhcp", "proxy", "--answer", "pis", "--tftp-root", &root]);
+    let _daemon = NsDaemon::start(
+        &lab.server,
+        &["--interface", "veth0", "--dhcp", "proxy", "--answer", "pis", "--tftp-root", &root],
+    );
     let guid = hex(&pi_guid(b'4', 0xa1b2_c3d4, false));
     let out = lab
         .client
@@ -187,7 +198,12 @@ fn udhcpc_leases_in_server_mode_and_boots_as_a_pi_in_proxy_mode() {
     assert_eq!(env_value(&got, "opt97").as_deref(), Some(guid.as_str()));
     // A plain client gets nothing from a proxy.
     lab.client.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:32"]);
-    let out = lab.client.command("busybox").args(["udhcpc", "-i", "eth0", "-q", "-n", "-t", "2", "-T", "1", "-s", &script]).output().unwrap();
+    let out = lab
+        .client
+        .command("busybox")
+        .args(["udhcpc", "-i", "eth0", "-q", "-n", "-t", "2", "-T", "1", "-s", &script])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "a proxy answered a plain client");
 }
 
@@ -225,7 +241,19 @@ fn dhclient_leases_in_server_mode() {
     let out = lab
         .client
         .command("timeout")
-        .args(["30", "dhclient", "-1", "-v", "-sf", path_str(&hook), "-lf", path_str(&lease_db), "-pf", path_str(&pid), "eth0"])
+        .args([
+            "30",
+            "dhclient",
+            "-1",
+            "-v",
+            "-sf",
+            path_str(&hook),
+            "-lf",
+            path_str(&lease_db),
+            "-pf",
+            path_str(&pid),
+            "eth0",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -243,10 +271,29 @@ fn dhclient_leases_in_server_mode() {
     ] {
         assert!(got.lines().any(|l| l == want), "{want} missing from\n{got}");
     }
-    let addr = String::from_utf8_lossy(&lab.client.command("ip").args(["-4", "addr", "show", "eth0"]).output().unwrap().stdout).into_owned();
+    let addr = String::from_utf8_lossy(
+        &lab.client.command("ip").args(["-4", "addr", "show", "eth0"]).output().unwrap().stdout,
+    )
+    .into_owned();
     assert!(addr.contains("10.77.0.7/24"), "{addr}");
     // Release it; dhclient -r sends a DHCPRELEASE.
-    let out = lab.client.command("timeout").args(["20", "dhclient", "-r", "-sf", path_str(&hook), "-lf", path_str(&lease_db), "-pf", path_str(&pid), "eth0"]).output().unwrap();
+    let out = lab
+        .client
+        .command("timeout")
+        .args([
+            "20",
+            "dhclient",
+            "-r",
+            "-sf",
+            path_str(&hook),
+            "-lf",
+            path_str(&lease_db),
+            "-pf",
+            path_str(&pid),
+            "eth0",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "dhclient -r: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(_daemon.wait_log("outcome=released 10.77.0.7", 1).len(), 1, "{:#?}", _daemon.log());
 }
@@ -276,7 +323,10 @@ fn scapy_pi_3_4_5_shapes_in_proxy_and_server_mode() {
             assert_eq!(yiaddr, [10, 77, 0, 100]);
         }
         // Pi 4 (big-endian FourCC) and Pi 5 (little-endian), then the Pi 4's REQUEST: no 60, 93, 97.
-        for (mac, guid) in [("dc:a6:32:00:00:04", pi_guid(b'4', 0x1234_5678, false)), ("2c:cf:67:00:00:05", pi_guid(b'5', 0x8765_4321, true))] {
+        for (mac, guid) in [
+            ("dc:a6:32:00:00:04", pi_guid(b'4', 0x1234_5678, false)),
+            ("2c:cf:67:00:00:05", pi_guid(b'5', 0x8765_4321, true)),
+        ] {
             let seen = scapy(&lab, "eth0", &pi_discover(mac, 0x0404_0404, &guid, false));
             assert_eq!(seen.len(), 1, "{mode} {mac}: {seen:?}");
             assert_pi_reply(&seen[0].payload, 2, Some(&guid));
@@ -292,7 +342,10 @@ fn scapy_pi_3_4_5_shapes_in_proxy_and_server_mode() {
             assert_eq!(&seen[0].payload[16..20], offered.as_slice());
         }
         let class_lines = daemon.wait_log("class=pi", 6);
-        assert!(class_lines.iter().any(|l| l.contains("class=pi3")) && class_lines.iter().any(|l| l.contains("class=pi5")), "{class_lines:#?}");
+        assert!(
+            class_lines.iter().any(|l| l.contains("class=pi3")) && class_lines.iter().any(|l| l.contains("class=pi5")),
+            "{class_lines:#?}"
+        );
     }
 }
 
@@ -453,4 +506,27 @@ fn fifty_clients_keep_their_addresses_over_a_restart() {
     assert_eq!(_daemon.wait_log("leases=100", 1).len(), 1, "{:#?}", _daemon.log());
     let after = dora("02:00:00:00:01:00");
     assert_eq!(after, before, "the same clients get the same addresses after a restart");
+}
+
+#[test]
+fn serve_flags_are_checked_before_anything_listens() {
+    let work = tempfile::tempdir().unwrap();
+    let root = tftp_root(work.path());
+    let fails = |args: &[&str], needle: &str| {
+        let out = bramble().arg("serve").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    };
+    fails(&["--tftp-root", &root, "--dhcp", "proxy"], "DHCP needs the lab interface");
+    fails(&["--tftp-root", &root, "--dhcp", "server", "--interface", "lo"], "needs a pool: give --range");
+    fails(&["--tftp-root", &root, "--range", "10.0.0.1-10.0.0.9"], "DHCP is off");
+    fails(&["--tftp-root", &root, "--dhcp", "proxy", "--interface", "no-such-if0"], "no-such-if0");
+    fails(
+        &["--tftp-root", &root, "--dhcp", "server", "--interface", "lo", "--range", "10.0.0.1-10.0.0.9"],
+        "is not inside the subnet 127.0.0.1/8",
+    );
+    let help = bramble().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("without --config `all`"), "{help}");
 }

@@ -70,9 +70,22 @@ fn plan(args: &Args) -> Result<Plan> {
             (tftp, daemon.interface, daemon.address, daemon.dhcp, daemon.boot, daemon.http, clients)
         }
         (None, Some(root)) => {
-            let tftp = ServerConfig { root: root.clone(), routes: Routes::plain(), tftp: TftpConfig::default(), device: None };
-            let dhcp = DhcpConfig { answer: Answer::All, lease_file: "/var/lib/bramble/leases.toml".into(), ..DhcpConfig::default() };
-            (tftp, None, None, Some(dhcp).filter(|_| args.dhcp.is_some()), BootFiles::default(), HttpConfig::default(), KnownClients::default())
+            let tftp =
+                ServerConfig { root: root.clone(), routes: Routes::plain(), tftp: TftpConfig::default(), device: None };
+            let dhcp = DhcpConfig {
+                answer: Answer::All,
+                lease_file: "/var/lib/bramble/leases.toml".into(),
+                ..DhcpConfig::default()
+            };
+            (
+                tftp,
+                None,
+                None,
+                Some(dhcp).filter(|_| args.dhcp.is_some()),
+                BootFiles::default(),
+                HttpConfig::default(),
+                KnownClients::default(),
+            )
         }
         (None, None) => unreachable!("clap requires --config or --tftp-root"),
     };

@@ -235,7 +235,9 @@ impl DaemonConfig {
             && dhcp.mode == Mode::Server
             && dhcp.range.is_none()
         {
-            bail!("{name}: [dhcp] mode = \"server\" needs a `range` of addresses to lease, e.g. range = \"10.42.0.100-10.42.0.199\"");
+            bail!(
+                "{name}: [dhcp] mode = \"server\" needs a `range` of addresses to lease, e.g. range = \"10.42.0.100-10.42.0.199\""
+            );
         }
         if let Some(domain) = config.dhcp.as_ref().and_then(|d| d.domain.as_ref())
             && (domain.is_empty() || domain.len() > 253)
@@ -251,15 +253,35 @@ impl DaemonConfig {
         let mut list = Vec::new();
         let mut seen: HashMap<String, &str> = HashMap::new();
         for c in &self.clients {
-            let serial: Option<Serial> = c.serial.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
-            let mac: Option<MacAddr> = c.mac.as_deref().map(str::parse).transpose().map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
-            let keys = [serial.map(|s| format!("serial {s}")), mac.map(|m| format!("MAC {m}")), c.address.map(|a| format!("address {a}"))];
+            let serial: Option<Serial> = c
+                .serial
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
+            let mac: Option<MacAddr> = c
+                .mac
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
+            let keys = [
+                serial.map(|s| format!("serial {s}")),
+                mac.map(|m| format!("MAC {m}")),
+                c.address.map(|a| format!("address {a}")),
+            ];
             for key in keys.into_iter().flatten() {
                 if let Some(other) = seen.insert(key.clone(), &c.name) {
                     bail!("clients {other} and {} both have {key}", c.name);
                 }
             }
-            list.push(KnownClient { name: c.name.clone(), mac, serial, kind: c.model.map(ClientModel::kind), address: c.address });
+            list.push(KnownClient {
+                name: c.name.clone(),
+                mac,
+                serial,
+                kind: c.model.map(ClientModel::kind),
+                address: c.address,
+            });
         }
         Ok(KnownClients::new(list))
     }
@@ -378,7 +400,10 @@ dirs = ["clients/node2", "shared"]
         assert!(err("lab = \"x\"\n[boot]\nipxe = \"{http}/{name}\"\n").contains("unknown placeholder `{name}`"));
         let twice = "lab = \"x\"\n[[client]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nos = \"p\"\n[[client]]\nname = \"b\"\nmac = \"02-00-00-00-00-01\"\nos = \"p\"\n";
         assert!(err(twice).contains("clients a and b both have MAC 02:00:00:00:00:01"));
-        assert!(err("lab = \"x\"\n[[client]]\nname = \"a\"\nmodel = \"pi6\"\nserial = \"00000001\"\nos = \"p\"\n").contains("d.toml:4:9"));
+        assert!(
+            err("lab = \"x\"\n[[client]]\nname = \"a\"\nmodel = \"pi6\"\nserial = \"00000001\"\nos = \"p\"\n")
+                .contains("d.toml:4:9")
+        );
     }
 
     #[test]

@@ -39,9 +39,8 @@ impl Listener {
         let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         sock.set_reuse_address(true)?;
         if let Some(device) = device {
-            sock.bind_device(Some(device.as_bytes())).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot bind to interface {device}: {e}"))
-            })?;
+            sock.bind_device(Some(device.as_bytes()))
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to interface {device}: {e}")))?;
             sock.set_broadcast(true)?;
         }
         if addr.is_ipv6() {
@@ -107,7 +106,8 @@ fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// The index of interface `name`.
 pub fn interface_index(name: &str) -> io::Result<u32> {
-    nix::net::if_::if_nametoindex(name).map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("no interface {name}: {e}")))
+    nix::net::if_::if_nametoindex(name)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("no interface {name}: {e}")))
 }
 
 /// The first IPv4 address of interface `name`, with its prefix length.

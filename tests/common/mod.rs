@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod http;
-pub mod netns;
 pub mod image;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

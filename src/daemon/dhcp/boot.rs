@@ -132,7 +132,10 @@ impl BootFiles {
 }
 
 fn expand(entry: &str, values: &Placeholders, mac: MacAddr) -> String {
-    entry.replace("{server}", &values.server.to_string()).replace("{http}", &values.http).replace("{mac}", &mac.dashed())
+    entry
+        .replace("{server}", &values.server.to_string())
+        .replace("{http}", &values.http)
+        .replace("{mac}", &mac.dashed())
 }
 
 #[cfg(test)]
@@ -167,10 +170,17 @@ mod tests {
 
     #[test]
     fn placeholders_and_ports() {
-        let files = BootFiles { bios: "tftp://{server}/{mac}/lpxelinux.0".into(), uefi_x64: String::new(), ..BootFiles::default() };
+        let files = BootFiles {
+            bios: "tftp://{server}/{mac}/lpxelinux.0".into(),
+            uefi_x64: String::new(),
+            ..BootFiles::default()
+        };
         let v = Placeholders::new(Ipv4Addr::new(10, 0, 0, 1), 8080);
         assert_eq!(v.http, "http://10.0.0.1:8080");
-        assert_eq!(files.for_client(Firmware::Bios, false, MAC, &v).unwrap(), "tftp://10.0.0.1/52-54-00-ab-cd-ef/lpxelinux.0");
+        assert_eq!(
+            files.for_client(Firmware::Bios, false, MAC, &v).unwrap(),
+            "tftp://10.0.0.1/52-54-00-ab-cd-ef/lpxelinux.0"
+        );
         assert_eq!(files.for_client(Firmware::UefiX64, false, MAC, &v), None, "empty = no answer");
     }
 

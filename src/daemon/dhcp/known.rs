@@ -67,6 +67,11 @@ impl KnownClients {
         self.clients.get(*i)
     }
 
+    /// The client called `name`.
+    pub fn named(&self, name: &str) -> Option<&KnownClient> {
+        self.clients.iter().find(|c| c.name == name)
+    }
+
     /// Whether another client than `mac`/`serials`'s owner has `ip` reserved.
     pub fn reserved_for_other(&self, ip: Ipv4Addr, mac: MacAddr, serials: &[Serial]) -> bool {
         let me = self.find(mac, serials).map(|c| c.name.as_str());
@@ -100,6 +105,8 @@ mod tests {
         assert_eq!(known.find(mac_a, &[]).unwrap().name, "a");
         assert_eq!(known.find(other, &[Serial(1), Serial(0xd978_0558)]).unwrap().name, "b");
         assert!(known.find(other, &[Serial(1)]).is_none());
+        assert_eq!(known.named("b").unwrap().serial, Some(Serial(0xd978_0558)));
+        assert!(known.named("c").is_none());
         assert!(known.reserved_for_other(Ipv4Addr::new(10, 0, 0, 12), mac_a, &[]));
         assert!(!known.reserved_for_other(Ipv4Addr::new(10, 0, 0, 11), mac_a, &[]));
         assert!(!known.reserved_for_other(Ipv4Addr::new(10, 0, 0, 12), other, &[Serial(0xd978_0558)]));

@@ -101,7 +101,9 @@ pub async fn run_writer(
                     written = now;
                     debug!(file = %path.display(), leases = count, "dhcp: leases saved");
                 }
-                Ok(Err(e)) => warn!(error = format!("{e:#}"), "dhcp: cannot save leases; will retry on the next change"),
+                Ok(Err(e)) => {
+                    warn!(error = format!("{e:#}"), "dhcp: cannot save leases; will retry on the next change")
+                }
                 Err(e) => warn!(error = %e, "dhcp: lease writer failed"),
             }
         }
@@ -125,7 +127,12 @@ mod tests {
         let path = dir.path().join("leases.toml");
         assert!(load(&path).unwrap().is_empty());
         let leases = vec![
-            Lease { mac: MacAddr([2, 0, 0, 0, 0, 1]), ip: Ipv4Addr::new(10, 0, 0, 5), expires: 1_800_000_000, bound: true },
+            Lease {
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                ip: Ipv4Addr::new(10, 0, 0, 5),
+                expires: 1_800_000_000,
+                bound: true,
+            },
             Lease { mac: MacAddr([2, 0, 0, 0, 0, 2]), ip: Ipv4Addr::new(10, 0, 0, 6), expires: 5, bound: true },
         ];
         save(&path, &leases).unwrap();

@@ -120,6 +120,13 @@ impl Leases {
         self.by_ip.get(self.by_mac.get(&mac)?)
     }
 
+    /// A fixed address this MAC was given before: the lab knows some clients only by the
+    /// serial in their DISCOVER's option 97, which their REQUESTs and renewals (Linux's) do not
+    /// carry.
+    fn learned_fixed(&self, mac: MacAddr) -> Option<Ipv4Addr> {
+        self.by_mac.get(&mac).copied().filter(|ip| self.reserved.contains(ip))
+    }
+
     fn quarantined(&self, ip: Ipv4Addr, now: u64) -> bool {
         self.quarantine.get(&ip).is_some_and(|&until| until > now)
     }
@@ -156,7 +163,7 @@ impl Leases {
         now: u64,
         bind: bool,
     ) -> Option<Ipv4Addr> {
-        let ip = match fixed {
+        let ip = match fixed.or_else(|| self.learned_fixed(mac)) {
             Some(ip) => ip,
             None => self.choose(mac, requested, now)?,
         };
@@ -222,7 +229,7 @@ impl Leases {
     /// A REQUEST for `ip` (selecting, init-reboot, renewing or rebinding): bind it for a lease
     /// time, or say why not.
     pub fn request(&mut self, mac: MacAddr, ip: Ipv4Addr, fixed: Option<Ipv4Addr>, now: u64) -> Result<Lease, Refusal> {
-        match fixed {
+        match fixed.or_else(|| self.learned_fixed(mac)) {
             Some(f) if f != ip => return Err(Refusal::NotYours(f)),
             Some(_) => {}
             None => self.pool_allows(mac, ip, now)?,
@@ -337,12 +344,22 @@ mod tests {
         assert!(l.request(mac(1), ip(50), Some(ip(50)), 0).is_ok());
         assert_eq!(l.request(mac(1), ip(12), Some(ip(50)), 0), Err(Refusal::NotYours(ip(50))));
         assert_eq!(l.request(mac(2), ip(50), None, 0), Err(Refusal::Reserved(ip(50))));
+        // Once given its fixed address, the MAC keeps it without saying who it is again
+        // (a serial-only client's REQUEST, or its Linux renewing after expiry and a restart).
+        assert!(l.request(mac(1), ip(50), None, 10_000).is_ok());
+        let mut restarted = pool(10, 20);
+        restarted.restore(l.snapshot());
+        assert_eq!(restarted.offer(mac(1), None, None, 20_000, false), Some(ip(50)));
+        assert_eq!(restarted.request(mac(1), ip(12), None, 20_000), Err(Refusal::NotYours(ip(50))));
     }
 
     #[test]
     fn naks_for_what_cannot_be_given() {
         let mut l = pool(10, 20);
-        assert_eq!(l.request(mac(1), Ipv4Addr::new(192, 168, 1, 5), None, 0), Err(Refusal::WrongSubnet(Ipv4Addr::new(192, 168, 1, 5))));
+        assert_eq!(
+            l.request(mac(1), Ipv4Addr::new(192, 168, 1, 5), None, 0),
+            Err(Refusal::WrongSubnet(Ipv4Addr::new(192, 168, 1, 5)))
+        );
         assert_eq!(l.request(mac(1), ip(1), None, 0), Err(Refusal::WrongSubnet(ip(1))), "the server's own");
         assert_eq!(l.request(mac(1), ip(255), None, 0), Err(Refusal::WrongSubnet(ip(255))));
         assert_eq!(l.request(mac(1), ip(30), None, 0), Err(Refusal::OutsidePool(ip(30))));

@@ -101,6 +101,8 @@ pub struct Decision {
     pub client: Option<String>,
     /// What was done: `offer 10.42.0.100`, `ack`, `nak: …`, `ignored: …`.
     pub outcome: String,
+    /// The operator should hear of it even without a reply (the pool ran out).
+    pub warning: bool,
 }
 
 /// What a boot client's reply carries beyond the addressing.
@@ -123,11 +125,17 @@ pub fn decide(
     peer: SocketAddrV4,
     now: u64,
 ) -> Decision {
-    let classified = classify(req, &settings.clients);
+    let mut classified = classify(req, &settings.clients);
     let mut boot = classified.boot;
-    if boot.is_none() && req.message_type == MessageType::Request {
-        // The Pi 4's REQUEST without option 60, after our boot offer.
-        boot = state.offers.recall(req.mac, now);
+    if req.message_type == MessageType::Request
+        && let Some(offered) = state.offers.recall(req.mac, now)
+    {
+        // The Pi 4's REQUEST without option 60 (and perhaps without the option 97 that named
+        // it), after our boot offer.
+        boot = boot.or(Some(offered.class));
+        if classified.known.is_none() {
+            classified.known = offered.client.as_deref().and_then(|n| settings.clients.named(n));
+        }
     }
     let eligible = boot.filter(|b| match settings.answer {
         Answer::All => true,
@@ -140,6 +148,7 @@ pub fn decide(
         class: boot.map_or_else(|| "-".to_string(), |b| b.name()),
         client: classified.known.map(|k| k.name.clone()),
         outcome: String::new(),
+        warning: false,
     };
     let why_no_boot = || match (boot, eligible) {
         (None, _) => "not a network boot client",
@@ -183,7 +192,7 @@ pub fn decide(
             if let Some(b) = eligible
                 && kind == MessageType::Offer
             {
-                state.offers.remember(req.mac, b, now);
+                state.offers.remember(req.mac, b, classified.known.map(|k| k.name.clone()), now);
             }
             decision.outcome = if kind == MessageType::Offer { "offer (proxy)" } else { "ack (proxy)" }.into();
             decision.reply = Some((reply, destination(req, false)));
@@ -200,6 +209,7 @@ pub fn decide(
                     let bind = info.is_some() && matches!(eligible, Some(BootClass::RaspberryPi { .. }));
                     let Some(ip) = leases.offer(req.mac, fixed, req.requested_ip, now, bind) else {
                         ignore(&mut decision, "the pool is exhausted".into());
+                        decision.warning = true;
                         return decision;
                     };
                     let mut reply = base(settings, req, MessageType::Offer);
@@ -207,7 +217,7 @@ pub fn decide(
                     lease_options(&mut reply, settings, leases.pool().lease_secs, &classified);
                     if let (Some(info), Some(b)) = (&info, eligible) {
                         apply(&mut reply, info, settings, req);
-                        state.offers.remember(req.mac, b, now);
+                        state.offers.remember(req.mac, b, classified.known.map(|k| k.name.clone()), now);
                     }
                     decision.outcome = format!("offer {ip}");
                     decision.reply = Some((reply, destination(req, false)));

@@ -170,6 +170,30 @@ fn pi_reply_bytes_in_offer_and_ack() {
 }
 
 #[test]
+fn a_pi_known_by_serial_keeps_its_name_and_address_when_its_request_does_not_say() {
+    let s = settings(Mode::Server, Answer::Known);
+    let mut st = state(Mode::Server);
+    let discover = known_pi();
+    let (offer, _) = run(&s, &mut st, &discover).reply.unwrap();
+    assert_eq!(offer.yiaddr, Ipv4Addr::new(10, 42, 0, 11));
+    // Its REQUEST: no option 60, 93 or 97.
+    let mut request = Request::new(MessageType::Request, discover.mac, discover.xid);
+    request.server_id = Some(SERVER);
+    request.requested_ip = Some(offer.yiaddr);
+    let d = run(&s, &mut st, &request);
+    assert_eq!(d.client.as_deref(), Some("node1"));
+    let (ack, _) = d.reply.unwrap();
+    assert_eq!((ack.message_type, ack.yiaddr), (Some(MessageType::Ack), offer.yiaddr));
+    assert!(ack.vendor_options.is_some(), "boot information in the ACK too");
+    assert_eq!(ack.hostname.as_deref(), Some("node1"));
+    // Hours later, Linux on it renews: still its address.
+    let mut renew = Request::new(MessageType::Request, discover.mac, 99);
+    renew.ciaddr = offer.yiaddr;
+    let d = decide(&s, &mut st, &renew, Arrival::Dhcp, PEER, NOW + 3000);
+    assert_eq!(d.reply.unwrap().0.message_type, Some(MessageType::Ack), "{}", d.outcome);
+}
+
+#[test]
 fn pi3_offer_is_a_lease() {
     let s = settings(Mode::Server, Answer::Pis);
     let mut st = state(Mode::Server);
@@ -212,19 +236,48 @@ fn pc_reply_shapes() {
     };
     let mut guid_pc = discover(PC_MAC, Some(b"PXEClient:Arch:00000:UNDI:002001"), Some(0));
     guid_pc.guid = Some((0..17).collect());
-    // (request, mode, file, option 60, option 43, option 175)
-    let cases: Vec<(Request, Mode, &str, Option<&[u8]>, Option<Vec<u8>>, Option<Vec<u8>>)> = vec![
+    /// (request, mode, file, option 60, option 43, option 175)
+    type Case<'a> = (Request, Mode, &'a str, Option<&'a [u8]>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let cases: Vec<Case> = vec![
         (guid_pc.clone(), Mode::Proxy, "pxelinux.0", Some(b"PXEClient"), Some(vec![6, 1, 8, 255]), None),
         (guid_pc, Mode::Server, "pxelinux.0", None, None, None),
         (unknown_pc(), Mode::Proxy, "ipxe.efi", Some(b"PXEClient"), Some(vec![6, 1, 8, 255]), None),
-        (discover(PC_MAC, Some(b"PXEClient:Arch:00009:UNDI:003016"), Some(9)), Mode::Server, "ipxe.efi", None, None, None),
-        (discover(PC_MAC, Some(b"PXEClient:Arch:00011:UNDI:003000"), Some(11)), Mode::Proxy, "grubaa64.efi", Some(b"PXEClient"), Some(vec![6, 1, 8, 255]), None),
-        (discover(PC_MAC, Some(b"PXEClient:Arch:00006:UNDI:003016"), Some(6)), Mode::Server, "ipxe-ia32.efi", None, None, None),
+        (
+            discover(PC_MAC, Some(b"PXEClient:Arch:00009:UNDI:003016"), Some(9)),
+            Mode::Server,
+            "ipxe.efi",
+            None,
+            None,
+            None,
+        ),
+        (
+            discover(PC_MAC, Some(b"PXEClient:Arch:00011:UNDI:003000"), Some(11)),
+            Mode::Proxy,
+            "grubaa64.efi",
+            Some(b"PXEClient"),
+            Some(vec![6, 1, 8, 255]),
+            None,
+        ),
+        (
+            discover(PC_MAC, Some(b"PXEClient:Arch:00006:UNDI:003016"), Some(6)),
+            Mode::Server,
+            "ipxe-ia32.efi",
+            None,
+            None,
+            None,
+        ),
         (http(16), Mode::Proxy, "http://10.42.0.1/pc/ipxe.efi", Some(b"HTTPClient"), None, None),
         (http(16), Mode::Server, "http://10.42.0.1/pc/ipxe.efi", Some(b"HTTPClient"), None, None),
         (http(19), Mode::Proxy, "http://10.42.0.1/pc/grubaa64.efi", Some(b"HTTPClient"), None, None),
         (http(15), Mode::Server, "http://10.42.0.1/pc/ipxe-ia32.efi", Some(b"HTTPClient"), None, None),
-        (ipxe(7), Mode::Proxy, "http://10.42.0.1/ipxe/52-54-00-00-00-22.ipxe", Some(b"PXEClient"), Some(vec![6, 1, 8, 255]), None),
+        (
+            ipxe(7),
+            Mode::Proxy,
+            "http://10.42.0.1/ipxe/52-54-00-00-00-22.ipxe",
+            Some(b"PXEClient"),
+            Some(vec![6, 1, 8, 255]),
+            None,
+        ),
         (ipxe(7), Mode::Server, "http://10.42.0.1/ipxe/52-54-00-00-00-22.ipxe", None, None, Some(vec![176, 1, 1])),
         (ipxe(0), Mode::Server, "http://10.42.0.1/ipxe/52-54-00-00-00-22.ipxe", None, None, Some(vec![176, 1, 1])),
     ];
@@ -380,7 +433,7 @@ fn pool_exhaustion_is_logged_not_answered() {
         assert!(run(&s, &mut st, &discover(MacAddr([2, 0, 0, 0, 0, n]), None, None)).reply.is_some());
     }
     let d = run(&s, &mut st, &discover(MacAddr([2, 0, 0, 0, 0, 9]), None, None));
-    assert_eq!((d.reply, d.outcome.as_str()), (None, "ignored: the pool is exhausted"));
+    assert_eq!((d.reply, d.outcome.as_str(), d.warning), (None, "ignored: the pool is exhausted", true));
 }
 
 #[test]

@@ -47,8 +47,9 @@ impl DhcpServerConfig {
         http_port: u16,
         clients: KnownClients,
     ) -> Result<DhcpServerConfig> {
-        let on_interface = interface_ipv4(interface)
-            .with_context(|| format!("cannot read the addresses of interface {interface}"))?;
+        interface_index(interface)?;
+        let on_interface =
+            interface_ipv4(interface).with_context(|| format!("cannot read the addresses of interface {interface}"))?;
         let server = match (address, on_interface) {
             (Some(a), _) => a,
             (None, Some((a, _))) => a,
@@ -124,7 +125,10 @@ impl DhcpServer {
         let bind = |port: u16| {
             let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
             Listener::bind_on(addr, Some(&config.interface)).with_context(|| {
-                format!("cannot listen on {addr} on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)", config.interface)
+                format!(
+                    "cannot listen on {addr} on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+                    config.interface
+                )
             })
         };
         let dhcp = bind(config.port)?;
@@ -238,6 +242,10 @@ impl DhcpServer {
         };
         let client = decision.client.as_deref().unwrap_or("-");
         let Some((reply, destination)) = decision.reply else {
+            if decision.warning {
+                warn!(mac = %req.mac, kind = ?req.message_type, client, outcome = %decision.outcome, "dhcp");
+                return;
+            }
             debug!(mac = %req.mac, xid = format_args!("{:#010x}", req.xid), kind = ?req.message_type, class = %decision.class, client, outcome = %decision.outcome, "dhcp");
             return;
         };
