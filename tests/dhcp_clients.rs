@@ -456,6 +456,22 @@ fn malformed_packets_and_other_interfaces_get_no_answer() {
     let seen = scapy(&lab, "eth0", &discover);
     assert_eq!(seen.len(), 1);
     assert!(daemon.log().iter().all(|l| !l.contains("panicked")));
+    // TFTP listens on the lab interface only, like DHCP.
+    std::fs::write(Path::new(&root).join("start4.elf"), b"firmware").unwrap();
+    lab.client.ip(&["addr", "add", "10.77.0.60/24", "dev", "eth0"]);
+    lab.client.ip(&["addr", "add", "10.78.0.60/24", "dev", "eth1"]);
+    let fetch = |server: &str| {
+        let out = work.path().join(format!("from-{server}"));
+        let status = lab
+            .client
+            .command("timeout")
+            .args(["3", "busybox", "tftp", "-g", "-r", "start4.elf", "-l", path_str(&out), server])
+            .status()
+            .unwrap();
+        status.success() && std::fs::read(&out).is_ok_and(|b| b == b"firmware")
+    };
+    assert!(fetch("10.77.0.1"), "TFTP on the lab interface");
+    assert!(!fetch("10.78.0.1"), "TFTP answered on another interface");
 }
 
 #[test]

@@ -239,6 +239,14 @@ impl DaemonConfig {
                 "{name}: [dhcp] mode = \"server\" needs a `range` of addresses to lease, e.g. range = \"10.42.0.100-10.42.0.199\""
             );
         }
+        if let Some(dhcp) = &config.dhcp
+            && dhcp.pxe_port == dhcp.port
+        {
+            bail!(
+                "{name}: [dhcp] port and pxe_port are both {}; the boot-server port must differ (0 turns it off)",
+                dhcp.port
+            );
+        }
         if let Some(domain) = config.dhcp.as_ref().and_then(|d| d.domain.as_ref())
             && (domain.is_empty() || domain.len() > 253)
         {
@@ -394,6 +402,7 @@ dirs = ["clients/node2", "shared"]
         assert!(err("lab = \"x\"\n[tftp]\nroot_dirs = [\"/etc\"]\n").contains("relative path"));
         assert!(err("lab = \"x\"\n[[client]]\nname = \"a\"\nserial = \"00000001\"\n").contains("needs `os` or `dirs`"));
         assert!(err("lab = \"x\"\n[dhcp]\nmode = \"server\"\n").contains("needs a `range`"));
+        assert!(err("lab = \"x\"\n[dhcp]\nport = 4011\n").contains("must differ"));
         assert!(err("lab = \"x\"\n[dhcp]\nmode = \"relay\"\n").contains("d.toml:3:8"));
         assert!(err("lab = \"x\"\n[dhcp]\nrange = \"10.0.0.9-10.0.0.1\"\n").contains("runs backwards"));
         assert!(err("lab = \"x\"\n[dhcp]\nsubnet = \"10.0.0.0\"\n").contains("no prefix length"));
