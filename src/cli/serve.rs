@@ -40,7 +40,7 @@ pub struct Args {
     /// DHCP: `proxy` (boot information beside the network's DHCP server), `server` (addresses
     /// from --range too) or `off` [default: the config's, else off]
     #[arg(long, value_enum, value_name = "MODE")]
-    dhcp: Option<Mode>,
+    dhcp: Option<ModeArg>,
     /// Server mode's pool of addresses, FIRST-LAST
     #[arg(long, value_name = "FIRST-LAST")]
     range: Option<Ipv4Range>,
@@ -48,11 +48,47 @@ pub struct Args {
     /// Pi) or `all` [default: the config's; without --config `all`, since there are no known
     /// clients]
     #[arg(long, value_enum, value_name = "WHICH")]
-    answer: Option<Answer>,
+    answer: Option<AnswerArg>,
     /// Where server mode keeps its leases [default: the config's, else
     /// /var/lib/bramble/leases.toml]
     #[arg(long, value_name = "FILE")]
     lease_file: Option<PathBuf>,
+}
+
+/// `--dhcp`, as the daemon's [`Mode`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ModeArg {
+    Proxy,
+    Server,
+    Off,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Proxy => Mode::Proxy,
+            ModeArg::Server => Mode::Server,
+            ModeArg::Off => Mode::Off,
+        }
+    }
+}
+
+/// `--answer`, as the daemon's [`Answer`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum AnswerArg {
+    Known,
+    Pis,
+    All,
+}
+
+impl From<AnswerArg> for Answer {
+    fn from(a: AnswerArg) -> Answer {
+        match a {
+            AnswerArg::Known => Answer::Known,
+            AnswerArg::Pis => Answer::Pis,
+            AnswerArg::All => Answer::All,
+        }
+    }
 }
 
 /// What to run, resolved from the config and the flags.
@@ -98,7 +134,7 @@ fn plan(args: &Args) -> Result<Plan> {
     if tftp.tftp.bind.ip().is_unspecified() {
         tftp.device = interface.clone();
     }
-    let mut dhcp = match (dhcp, args.dhcp) {
+    let mut dhcp = match (dhcp, args.dhcp.map(Mode::from)) {
         (_, Some(Mode::Off)) | (None, None) => None,
         (Some(d), None) => Some(d),
         (Some(d), Some(mode)) => Some(DhcpConfig { mode, ..d }),
@@ -110,7 +146,7 @@ fn plan(args: &Args) -> Result<Plan> {
             d.range = Some(range);
         }
         if let Some(answer) = args.answer {
-            d.answer = answer;
+            d.answer = answer.into();
         }
         if let Some(file) = &args.lease_file {
             d.lease_file = file.clone();

@@ -258,20 +258,17 @@ impl DhcpServer {
             (Arrival::BootServer, Some(l)) => l,
             _ => &self.dhcp,
         };
-        let sent = socket.send_to(&out, SocketAddr::V4(to)).await;
         let file = reply.file.as_deref().map(String::from_utf8_lossy);
-        info!(
-            mac = %req.mac,
-            xid = format_args!("{:#010x}", req.xid),
-            kind = ?req.message_type,
-            class = %decision.class,
-            client,
-            outcome = %decision.outcome,
-            file = file.as_deref().unwrap_or("-"),
-            to = %to,
-            error = sent.err().map(|e| e.to_string()).unwrap_or_default(),
-            "dhcp"
-        );
+        let file = file.as_deref().unwrap_or("-");
+        let xid = format_args!("{:#010x}", req.xid);
+        match socket.send_to(&out, SocketAddr::V4(to)).await {
+            Ok(_) => {
+                info!(mac = %req.mac, xid, kind = ?req.message_type, class = %decision.class, client, outcome = %decision.outcome, file, to = %to, "dhcp")
+            }
+            Err(e) => {
+                warn!(mac = %req.mac, xid, kind = ?req.message_type, outcome = %decision.outcome, to = %to, error = %e, "dhcp: reply not sent")
+            }
+        }
     }
 }
 
