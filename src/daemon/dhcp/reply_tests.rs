@@ -451,14 +451,15 @@ fn a_request_without_option_60_from_an_unknown_pi_needs_the_offer() {
 fn arbitrary_request() -> impl Strategy<Value = Vec<u8>> {
     // Mostly well-formed headers with random options, plus plain noise.
     let options = proptest::collection::vec(any::<u8>(), 0..400);
-    let header = (any::<u8>(), any::<[u8; 16]>(), 0u8..8);
+    let sometimes = |usual: u8| prop_oneof![4 => Just(usual), 1 => any::<u8>()];
+    let header = (any::<u8>(), any::<[u8; 16]>(), 0u8..8, sometimes(1), sometimes(1), sometimes(6));
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..700),
-        (header, options).prop_map(|((kind, chaddr, hops), opts)| {
+        (header, options).prop_map(|((kind, chaddr, hops, op, htype, hlen), opts)| {
             let mut b = vec![0u8; 240];
-            b[0] = 1;
-            b[1] = 1;
-            b[2] = 6;
+            b[0] = op;
+            b[1] = htype;
+            b[2] = hlen;
             b[3] = hops;
             b[28..44].copy_from_slice(&chaddr);
             b[236..240].copy_from_slice(&[99, 130, 83, 99]);

@@ -92,14 +92,22 @@ impl Request {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&bytes[28..34]);
         let opts = msg.opts();
-        let message_type = opts.msg_type().ok_or(ParseError::NoMessageType)?;
+        // dhcproto stops decoding at the first option it cannot read (a host name that is not
+        // UTF-8, say) and drops the rest; what it lost is read from the raw options instead.
+        let raw = |code: u8| find_option(bytes, code);
+        let ip = |code: u8| raw(code).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(Ipv4Addr::from);
+        let u16_of = |code: u8| raw(code).and_then(|v| v.get(..2)).map(|v| u16::from_be_bytes([v[0], v[1]]));
         let bytes_of = |code: OptionCode| match opts.get(code) {
             Some(DhcpOption::ClassIdentifier(v))
             | Some(DhcpOption::UserClass(v))
             | Some(DhcpOption::ClientMachineIdentifier(v)) => Some(v.clone()),
             Some(DhcpOption::Unknown(u)) => Some(u.data().to_vec()),
-            _ => None,
+            _ => raw(u8::from(code)).map(<[u8]>::to_vec),
         };
+        let message_type = opts
+            .msg_type()
+            .or_else(|| raw(53).and_then(|v| v.first()).map(|&t| MessageType::from(t)))
+            .ok_or(ParseError::NoMessageType)?;
         Ok(Request {
             message_type,
             xid: msg.xid(),
@@ -110,25 +118,25 @@ impl Request {
             mac: MacAddr(mac),
             requested_ip: match opts.get(OptionCode::RequestedIpAddress) {
                 Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
-                _ => None,
+                _ => ip(50),
             },
             server_id: match opts.get(OptionCode::ServerIdentifier) {
                 Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
-                _ => None,
+                _ => ip(54),
             },
             max_message_size: match opts.get(OptionCode::MaxMessageSize) {
                 Some(DhcpOption::MaxMessageSize(n)) => Some(*n),
-                _ => None,
+                _ => u16_of(57),
             },
             vendor_class: bytes_of(OptionCode::ClassIdentifier),
             user_class: bytes_of(OptionCode::UserClass),
             arch: match opts.get(OptionCode::ClientSystemArchitecture) {
                 Some(DhcpOption::ClientSystemArchitecture(a)) => Some(a.0),
-                _ => None,
+                _ => u16_of(93),
             },
             guid: bytes_of(OptionCode::ClientMachineIdentifier),
             ipxe: bytes_of(OptionCode::Unknown(super::pxe::IPXE_ENCAP)),
-            relay_info: find_option(bytes, 82).map(<[u8]>::to_vec),
+            relay_info: raw(82).map(<[u8]>::to_vec),
         })
     }
 
@@ -463,6 +471,15 @@ mod tests {
         odd.extend_from_slice(&[53, 1, 1, 94, 1, 1, 93, 1, 0, 151, 0, 81, 1, 0, 255]);
         let parsed = Request::parse(&odd).unwrap();
         assert_eq!(parsed.arch, None);
+        // A host name that is not UTF-8 stops dhcproto; what follows it is still read.
+        let mut latin1 = good[..240].to_vec();
+        latin1.extend_from_slice(&[12, 3, b'p', 0xe9, b'c', 60, 9]);
+        latin1.extend_from_slice(b"PXEClient");
+        latin1.extend_from_slice(&[93, 2, 0, 7, 50, 4, 10, 0, 0, 9, 53, 1, 3, 255]);
+        let parsed = Request::parse(&latin1).unwrap();
+        assert_eq!(parsed.message_type, MessageType::Request);
+        assert_eq!(parsed.vendor_class.as_deref(), Some(&b"PXEClient"[..]));
+        assert_eq!((parsed.arch, parsed.requested_ip), (Some(7), Some(Ipv4Addr::new(10, 0, 0, 9))));
     }
 
     #[test]
