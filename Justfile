@@ -35,12 +35,14 @@ setup:
     pkgs=(
         build-essential pkg-config git curl xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
-        atftp tftp-hpa busybox
-        iproute2 python3-scapy isc-dhcp-client
+        # busybox-static: the PC boot test packs it into an initramfs (it provides busybox too).
+        atftp tftp-hpa busybox-static
+        iproute2 python3-scapy isc-dhcp-client dnsmasq-base
+        ovmf ipxe-qemu pxelinux syslinux-common syslinux-efi cpio
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )
-    backported=(e2fsprogs qemu-user)
+    backported=(e2fsprogs qemu-user qemu-system-x86)
     missing=()
     for p in "${pkgs[@]}" "${backported[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
