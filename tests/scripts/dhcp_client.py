@@ -19,6 +19,7 @@ Usage: dhcp_client.py IFACE key=value...
 """
 
 import sys
+import threading
 import time
 
 from scapy.all import BOOTP, IP, UDP, Ether, Raw, AsyncSniffer, conf, get_if_hwaddr, send, sendp
@@ -73,9 +74,10 @@ def dora(iface, args):
         elif kind == 5:
             acks[mac] = yiaddr
 
-    sniffer = AsyncSniffer(iface=iface, store=False, prn=seen)
+    listening = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, store=False, prn=seen, started_callback=listening.set)
     sniffer.start()
-    time.sleep(0.3)
+    listening.wait(10)
     wait = float(args.get("wait", "10"))
     sendp([message(m, xid_of[m], [(53, b"\x01"), (55, b"\x01\x03\x06")]) for m in macs], iface=iface)
     deadline = time.time() + wait
@@ -131,13 +133,15 @@ def main():
     ip = IP(src=args.get("src", "0.0.0.0"), dst=args.get("dst", "255.255.255.255")) / udp
     ours = args.get("src", "0.0.0.0")
     # Our own datagram is seen leaving too; replies come from someone else.
+    listening = threading.Event()
     sniffer = AsyncSniffer(
         iface=iface,
         store=True,
         lfilter=lambda p: IP in p and UDP in p and p[UDP].dport == listen and p[IP].src != ours,
+        started_callback=listening.set,
     )
     sniffer.start()
-    time.sleep(0.3)
+    listening.wait(10)
     if args.get("l3") == "1":
         send(ip, iface=iface)
     else:
