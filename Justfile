@@ -35,12 +35,15 @@ setup:
     pkgs=(
         build-essential pkg-config git curl wget xz-utils ca-certificates file
         dosfstools mtools fdisk libarchive13 libarchive-tools attr acl libcap2-bin python3
-        atftp tftp-hpa busybox
+        # busybox-static: the PC boot test packs it into an initramfs (it provides busybox too).
+        atftp tftp-hpa busybox-static
+        iproute2 python3-scapy isc-dhcp-client dnsmasq-base
+        ovmf ipxe-qemu pxelinux syslinux-common syslinux-efi cpio
         gpgv debian-archive-keyring gnupg apt-utils zstd binutils
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )
-    backported=(e2fsprogs qemu-user)
+    backported=(e2fsprogs qemu-user qemu-system-x86)
     missing=()
     for p in "${pkgs[@]}" "${backported[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -97,7 +100,7 @@ bench: setup
         for deb in "$peers"/debs/*.deb; do dpkg-deb -x "$deb" "$peers"; done
     fi
     missing=()
-    for p in libwrap0 libnetfilter-conntrack3 libnftables1 time; do
+    for p in libwrap0 libnetfilter-conntrack3 libnftables1 time kea-admin; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -105,6 +108,9 @@ bench: setup
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     fi
     cargo bench --locked --bench tftp
+    # DHCP: perfdhcp (kea-admin) in server mode and a 100-Pi storm in proxy mode, against dnsmasq.
+    cargo build --locked --release
+    python3 benches/dhcp.py target/release/bramble "$peers/usr/sbin/dnsmasq"
     # Reading a 2 GiB .img.xz against `xz -dc -T0 | sha256sum` (the image is made once).
     cargo build --locked --release
     python3 benches/image_read.py target/release/bramble

@@ -101,10 +101,11 @@ impl NfsServer {
 
 impl Drop for NfsServer {
     fn drop(&mut self) {
-        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        // setsid made the shell a group leader: signal the whole group (rpcbind and ganesha).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).output();
         std::thread::sleep(Duration::from_millis(500));
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).output();
         let _ = self.child.wait();
     }
 }

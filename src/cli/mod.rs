@@ -58,7 +58,7 @@ enum Command {
     Build(build::Args),
     /// Put a built lab in place on the server (as root): unpack the roots, install the exports
     Deploy(deploy::Args),
-    /// Run the boot daemon: TFTP for Pi and PC clients
+    /// Run the boot daemon: DHCP or proxyDHCP, TFTP and HTTP for Pi and PC clients
     Serve(serve::Args),
 }
 

@@ -1,15 +1,23 @@
-//! `bramble serve`: run the daemon (TFTP for now) until interrupted.
+//! `bramble serve`: run the daemon's services (TFTP, and DHCP unless it is off) in one runtime
+//! until Ctrl-C or SIGTERM, from a lab's daemon.toml or from dnsmasq-style flags.
 
-use crate::daemon::config::{DaemonConfig, TftpConfig};
+use crate::daemon::config::{DaemonConfig, DhcpConfig, HttpConfig, TftpConfig};
+use crate::daemon::dhcp::boot::BootFiles;
+use crate::daemon::dhcp::known::KnownClients;
+use crate::daemon::dhcp::{Answer, DhcpServer, DhcpServerConfig, Mode};
 use crate::daemon::tftp::lookup::Routes;
 use crate::daemon::tftp::{ServerConfig, TftpServer};
-use anyhow::{Context, Result};
-use std::net::SocketAddr;
+use crate::recipe::Ipv4Range;
+use anyhow::{Context, Result, bail};
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     bramble serve --config /srv/bramble/daemon.toml\n  \
+    bramble serve --interface eth1 --dhcp proxy --answer pis --tftp-root ./tftp\n  \
+    bramble serve --interface eth1 --dhcp server --range 10.42.0.100-10.42.0.199 --tftp-root ./tftp\n  \
     bramble serve --tftp-root ./tftp --tftp-bind 127.0.0.1:6969 --dhcp off")]
 pub struct Args {
     /// The daemon configuration of a lab (daemon.toml; format in docs/daemon.md)
@@ -18,43 +26,189 @@ pub struct Args {
     /// Serve this folder over TFTP as it is, without a lab configuration
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     tftp_root: Option<PathBuf>,
-    /// Where TFTP listens [default: the config's, else 0.0.0.0:69; port 69 needs root]
+    /// Where TFTP listens [default: the config's, else 0.0.0.0:69 (on --interface when given);
+    /// port 69 needs root]
     #[arg(long, value_name = "ADDR:PORT")]
     tftp_bind: Option<SocketAddr>,
-    /// DHCP service; only `off` for now (Bramble's DHCP server comes with the DHCP issue)
-    #[arg(long, value_enum, default_value_t = DhcpArg::Off)]
-    dhcp: DhcpArg,
+    /// The lab interface: DHCP answers only there, and TFTP listens only there
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// The address clients are told (next server, option 54, URLs) [default: the interface's
+    /// first IPv4 address]
+    #[arg(long, value_name = "IP")]
+    address: Option<Ipv4Addr>,
+    /// DHCP: `proxy` (boot information beside the network's DHCP server), `server` (addresses
+    /// from --range too) or `off` [default: the config's, else off]
+    #[arg(long, value_enum, value_name = "MODE")]
+    dhcp: Option<ModeArg>,
+    /// Server mode's pool of addresses, FIRST-LAST
+    #[arg(long, value_name = "FIRST-LAST")]
+    range: Option<Ipv4Range>,
+    /// Which boot clients get boot information: `known` (the lab's), `pis` (and any Raspberry
+    /// Pi) or `all` [default: the config's; without --config `all`, since there are no known
+    /// clients]
+    #[arg(long, value_enum, value_name = "WHICH")]
+    answer: Option<AnswerArg>,
+    /// Where server mode keeps its leases [default: the config's, else
+    /// /var/lib/bramble/leases.toml]
+    #[arg(long, value_name = "FILE")]
+    lease_file: Option<PathBuf>,
 }
 
+/// `--dhcp`, as the daemon's [`Mode`].
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum DhcpArg {
+enum ModeArg {
+    Proxy,
+    Server,
     Off,
 }
 
-fn server_config(args: &Args) -> Result<ServerConfig> {
-    let mut config = match (&args.config, &args.tftp_root) {
-        (Some(path), _) => {
-            let daemon = DaemonConfig::load(path)?;
-            ServerConfig { routes: daemon.routes()?, root: daemon.lab, tftp: daemon.tftp }
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Proxy => Mode::Proxy,
+            ModeArg::Server => Mode::Server,
+            ModeArg::Off => Mode::Off,
         }
-        (None, Some(root)) => ServerConfig { root: root.clone(), routes: Routes::plain(), tftp: TftpConfig::default() },
+    }
+}
+
+/// `--answer`, as the daemon's [`Answer`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum AnswerArg {
+    Known,
+    Pis,
+    All,
+}
+
+impl From<AnswerArg> for Answer {
+    fn from(a: AnswerArg) -> Answer {
+        match a {
+            AnswerArg::Known => Answer::Known,
+            AnswerArg::Pis => Answer::Pis,
+            AnswerArg::All => Answer::All,
+        }
+    }
+}
+
+/// What to run, resolved from the config and the flags.
+struct Plan {
+    tftp: ServerConfig,
+    dhcp: Option<DhcpServerConfig>,
+}
+
+fn plan(args: &Args) -> Result<Plan> {
+    let config = args.config.as_deref().map(DaemonConfig::load).transpose()?;
+    let (mut tftp, interface, address, dhcp, boot, http, clients) = match (config, &args.tftp_root) {
+        (Some(daemon), _) => {
+            let clients = daemon.known_clients()?;
+            let tftp = ServerConfig { routes: daemon.routes()?, root: daemon.lab, tftp: daemon.tftp, device: None };
+            (tftp, daemon.interface, daemon.address, daemon.dhcp, daemon.boot, daemon.http, clients)
+        }
+        (None, Some(root)) => {
+            let tftp =
+                ServerConfig { root: root.clone(), routes: Routes::plain(), tftp: TftpConfig::default(), device: None };
+            let dhcp = DhcpConfig {
+                answer: Answer::All,
+                lease_file: "/var/lib/bramble/leases.toml".into(),
+                ..DhcpConfig::default()
+            };
+            (
+                tftp,
+                None,
+                None,
+                Some(dhcp).filter(|_| args.dhcp.is_some()),
+                BootFiles::default(),
+                HttpConfig::default(),
+                KnownClients::default(),
+            )
+        }
         (None, None) => unreachable!("clap requires --config or --tftp-root"),
     };
+    let interface = args.interface.clone().or(interface);
+    let address = args.address.or(address);
     if let Some(bind) = args.tftp_bind {
-        config.tftp.bind = bind;
+        tftp.tftp.bind = bind;
     }
-    Ok(config)
+    // On the lab interface only, unless the operator named an address to listen on.
+    if tftp.tftp.bind.ip().is_unspecified() {
+        tftp.device = interface.clone();
+    }
+    let mut dhcp = match (dhcp, args.dhcp.map(Mode::from)) {
+        (_, Some(Mode::Off)) | (None, None) => None,
+        (Some(d), None) => Some(d),
+        (Some(d), Some(mode)) => Some(DhcpConfig { mode, ..d }),
+        (None, Some(mode)) => Some(DhcpConfig { mode, ..DhcpConfig::default() }),
+    }
+    .filter(|d| d.mode != Mode::Off);
+    if let Some(d) = dhcp.as_mut() {
+        if let Some(range) = args.range {
+            d.range = Some(range);
+        }
+        if let Some(answer) = args.answer {
+            d.answer = answer.into();
+        }
+        if let Some(file) = &args.lease_file {
+            d.lease_file = file.clone();
+        }
+        if d.mode == Mode::Server && d.range.is_none() {
+            bail!("DHCP server mode needs a pool: give --range FIRST-LAST (or [dhcp] range in the config)");
+        }
+    } else if args.range.is_some() || args.answer.is_some() {
+        bail!("--range and --answer are DHCP settings; DHCP is off (give --dhcp proxy or --dhcp server)");
+    }
+    let dhcp = match dhcp {
+        None => None,
+        Some(d) => {
+            let interface = interface.as_deref().context(
+                "DHCP needs the lab interface, to answer there and nowhere else: give --interface (or `interface` in the config)",
+            )?;
+            if d.mode == Mode::Server
+                && let Some(dir) = d.lease_file.parent().filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {} for the lease file", dir.display()))?;
+            }
+            Some(DhcpServerConfig::resolve(interface, address, &d, &boot, http.bind.port(), clients)?)
+        }
+    };
+    Ok(Plan { tftp, dhcp })
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config = server_config(&args)?;
+    let plan = plan(&args)?;
     // Multi-threaded: with many clients, sending is spread over every core (a single thread was
     // 30% slower for 200 clients at once, and no faster for one).
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
-        let server = TftpServer::bind(config)?;
-        server.run(shutdown_signal()).await
+        let tftp = TftpServer::bind(plan.tftp)?;
+        let dhcp = plan.dhcp.map(DhcpServer::bind).transpose()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let signal = async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+            Ok(())
+        };
+        // Each service runs until the stop signal; the HTTP server joins them here.
+        let tftp = tftp.run(until_stopped());
+        let dhcp = optional(dhcp.map(|d| d.run(until_stopped())));
+        tokio::try_join!(signal, tftp, dhcp)?;
+        Ok(())
     })
+}
+
+/// A service that may be switched off.
+async fn optional(service: Option<impl Future<Output = Result<()>>>) -> Result<()> {
+    match service {
+        Some(s) => s.await,
+        None => Ok(()),
+    }
 }
 
 /// Ctrl-C or SIGTERM (systemd's stop).

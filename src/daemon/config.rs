@@ -1,15 +1,21 @@
 //! `daemon.toml`, the daemon's configuration (format documented in docs/daemon.md): where the
-//! lab tree is, how each service listens and what it allows, and the lab's clients. `bramble
-//! build` generates it from a recipe; people may write it by hand.
+//! lab tree is, the lab interface, how each service listens and what it allows, what PCs boot,
+//! and the lab's clients. `bramble build` generates it from a recipe; people may write it by
+//! hand.
 
+use super::dhcp::boot::BootFiles;
+use super::dhcp::known::{ClientKind, KnownClient, KnownClients};
+use super::dhcp::{Answer, Mode};
 use super::tftp::lookup::{ClientRoute, Routes};
 use super::tftp::options::Limits;
 use crate::diagnostic::{Diagnostic, render};
-use crate::recipe::{MacAddr, Serial};
+use crate::recipe::{Ipv4Net, Ipv4Range, MacAddr, Model, Serial};
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
-use std::net::SocketAddr;
+use serde::{Deserialize, Deserializer};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -17,12 +23,90 @@ use std::time::Duration;
 pub struct DaemonConfig {
     /// The lab tree (`clients/`, `os/`, `eeprom/`); relative to this file's folder.
     pub lab: PathBuf,
+    /// The lab interface: DHCP binds to it; TFTP too when it is set.
+    pub interface: Option<String>,
+    /// The address clients are told (siaddr, options 54 and 66, URLs); default: the
+    /// interface's first IPv4 address at start-up.
+    pub address: Option<Ipv4Addr>,
     #[serde(default)]
     pub tftp: TftpConfig,
+    /// No `[dhcp]` table: DHCP is off.
+    pub dhcp: Option<DhcpConfig>,
+    #[serde(default)]
+    pub boot: BootFiles,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
+}
+
+/// Parse a string field with the type's own `FromStr`, so its message reaches the user.
+fn parsed<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<Option<T>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
+}
+
+/// `[dhcp]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpConfig {
+    pub mode: Mode,
+    pub answer: Answer,
+    /// Where DHCP listens; replies go to the client port 68 (or a relay's 67).
+    pub port: u16,
+    /// The PXE boot-server port; 0 = off.
+    pub pxe_port: u16,
+    /// Server mode: the pool.
+    #[serde(deserialize_with = "parsed")]
+    pub range: Option<Ipv4Range>,
+    /// Server mode; default: the interface's address and prefix.
+    #[serde(deserialize_with = "parsed")]
+    pub subnet: Option<Ipv4Net>,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub lease_secs: u32,
+    /// Relative to daemon.toml's folder.
+    pub lease_file: PathBuf,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            mode: Mode::Proxy,
+            answer: Answer::Known,
+            port: 67,
+            pxe_port: 4011,
+            range: None,
+            subnet: None,
+            router: None,
+            dns: Vec::new(),
+            domain: None,
+            lease_secs: 3600,
+            lease_file: PathBuf::from("leases.toml"),
+        }
+    }
+}
+
+/// `model` of a `[[client]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientModel {
+    Pi3,
+    Pi4,
+    Pi5,
+    Pc,
+}
+
+impl ClientModel {
+    pub fn kind(self) -> ClientKind {
+        match self {
+            ClientModel::Pi3 => ClientKind::Pi(Model::Pi3),
+            ClientModel::Pi4 => ClientKind::Pi(Model::Pi4),
+            ClientModel::Pi5 => ClientKind::Pi(Model::Pi5),
+            ClientModel::Pc => ClientKind::Pc,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +217,10 @@ pub struct ClientConfig {
     pub os: Option<String>,
     /// Instead of the two folders `os` implies: folders inside the lab, searched in order.
     pub dirs: Option<Vec<PathBuf>>,
+    /// pi3 | pi4 | pi5 | pc: how DHCP answers it (default: from what it sends).
+    pub model: Option<ClientModel>,
+    /// A fixed address (DHCP server mode).
+    pub address: Option<Ipv4Addr>,
 }
 
 /// A folder inside the lab: relative, without `..`.
@@ -148,8 +236,14 @@ impl DaemonConfig {
     pub fn load(path: &Path) -> Result<DaemonConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut config = Self::parse(&text, &path.display().to_string())?;
+        let folder = path.parent().unwrap_or(Path::new("."));
         if config.lab.is_relative() {
-            config.lab = path.parent().unwrap_or(Path::new(".")).join(&config.lab);
+            config.lab = folder.join(&config.lab);
+        }
+        if let Some(dhcp) = config.dhcp.as_mut()
+            && dhcp.lease_file.is_relative()
+        {
+            dhcp.lease_file = folder.join(&dhcp.lease_file);
         }
         Ok(config)
     }
@@ -161,7 +255,69 @@ impl DaemonConfig {
             anyhow::anyhow!("{}invalid daemon configuration", render(&[d], text, name, false))
         })?;
         config.routes()?;
+        config.known_clients()?;
+        config.boot.check().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if let Some(dhcp) = &config.dhcp
+            && dhcp.mode == Mode::Server
+            && dhcp.range.is_none()
+        {
+            bail!(
+                "{name}: [dhcp] mode = \"server\" needs a `range` of addresses to lease, e.g. range = \"10.42.0.100-10.42.0.199\""
+            );
+        }
+        if let Some(dhcp) = &config.dhcp
+            && dhcp.pxe_port == dhcp.port
+        {
+            bail!(
+                "{name}: [dhcp] port and pxe_port are both {}; the boot-server port must differ (0 turns it off)",
+                dhcp.port
+            );
+        }
+        if let Some(domain) = config.dhcp.as_ref().and_then(|d| d.domain.as_ref())
+            && (domain.is_empty() || domain.len() > 253)
+        {
+            bail!("{name}: [dhcp] domain `{domain}` must be 1 to 253 characters");
+        }
         Ok(config)
+    }
+
+    /// The lab's clients as DHCP knows them; a MAC, serial or fixed address used twice is an
+    /// error.
+    pub fn known_clients(&self) -> Result<KnownClients> {
+        let mut list = Vec::new();
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for c in &self.clients {
+            let serial: Option<Serial> = c
+                .serial
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
+            let mac: Option<MacAddr> = c
+                .mac
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| anyhow::anyhow!("client {}: {e}", c.name))?;
+            let keys = [
+                serial.map(|s| format!("serial {s}")),
+                mac.map(|m| format!("MAC {m}")),
+                c.address.map(|a| format!("address {a}")),
+            ];
+            for key in keys.into_iter().flatten() {
+                if let Some(other) = seen.insert(key.clone(), &c.name) {
+                    bail!("clients {other} and {} both have {key}", c.name);
+                }
+            }
+            list.push(KnownClient {
+                name: c.name.clone(),
+                mac,
+                serial,
+                kind: c.model.map(ClientModel::kind),
+                address: c.address,
+            });
+        }
+        Ok(KnownClients::new(list))
     }
 
     /// The TFTP routes for the lab's clients.
@@ -282,5 +438,61 @@ dirs = ["clients/node2", "shared"]
         );
         assert!(err("lab = \"x\"\n[tftp]\nroot_dirs = [\"/etc\"]\n").contains("relative path"));
         assert!(err("lab = \"x\"\n[[client]]\nname = \"a\"\nserial = \"00000001\"\n").contains("needs `os` or `dirs`"));
+        assert!(err("lab = \"x\"\n[dhcp]\nmode = \"server\"\n").contains("needs a `range`"));
+        assert!(err("lab = \"x\"\n[dhcp]\nport = 4011\n").contains("must differ"));
+        assert!(err("lab = \"x\"\n[dhcp]\nmode = \"relay\"\n").contains("d.toml:3:8"));
+        assert!(err("lab = \"x\"\n[dhcp]\nrange = \"10.0.0.9-10.0.0.1\"\n").contains("runs backwards"));
+        assert!(err("lab = \"x\"\n[dhcp]\nsubnet = \"10.0.0.0\"\n").contains("no prefix length"));
+        assert!(err("lab = \"x\"\n[boot]\nipxe = \"{http}/{name}\"\n").contains("unknown placeholder `{name}`"));
+        let twice = "lab = \"x\"\n[[client]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nos = \"p\"\n[[client]]\nname = \"b\"\nmac = \"02-00-00-00-00-01\"\nos = \"p\"\n";
+        assert!(err(twice).contains("clients a and b both have MAC 02:00:00:00:00:01"));
+        assert!(
+            err("lab = \"x\"\n[[client]]\nname = \"a\"\nmodel = \"pi6\"\nserial = \"00000001\"\nos = \"p\"\n")
+                .contains("d.toml:4:9")
+        );
+    }
+
+    #[test]
+    fn dhcp_keys_and_defaults() {
+        let text = r#"
+lab = "lab"
+interface = "eth0"
+address = "10.42.0.1"
+[dhcp]
+mode = "server"
+answer = "pis"
+range = "10.42.0.100-10.42.0.199"
+subnet = "10.42.0.0/24"
+router = "10.42.0.254"
+dns = ["10.42.0.254", "9.9.9.9"]
+domain = "lab.example"
+lease_secs = 600
+[boot]
+bios = "undionly.kpxe"
+[http]
+bind = "0.0.0.0:8080"
+[[client]]
+name = "node1"
+serial = "d9780558"
+model = "pi4"
+address = "10.42.0.11"
+os = "pios"
+"#;
+        let c = DaemonConfig::parse(text, "daemon.toml").unwrap();
+        let d = c.dhcp.as_ref().unwrap();
+        assert_eq!((d.mode, d.answer, d.port, d.pxe_port, d.lease_secs), (Mode::Server, Answer::Pis, 67, 4011, 600));
+        assert_eq!(d.range.unwrap().to_string(), "10.42.0.100-10.42.0.199");
+        assert_eq!(d.subnet.unwrap().prefix, 24);
+        assert_eq!(d.dns.len(), 2);
+        assert_eq!(c.boot.bios, "undionly.kpxe");
+        assert_eq!(c.boot.uefi_x64, "ipxe.efi");
+        assert_eq!(c.http.bind.port(), 8080);
+        let known = c.known_clients().unwrap();
+        let node = known.find(MacAddr([0; 6]), &[Serial(0xd978_0558)]).unwrap();
+        assert_eq!((node.kind, node.address), (Some(ClientKind::Pi(Model::Pi4)), Some(Ipv4Addr::new(10, 42, 0, 11))));
+        // No [dhcp] table: off; an empty one: proxy, answer known.
+        assert!(DaemonConfig::parse("lab = \"x\"\n", "d").unwrap().dhcp.is_none());
+        let d = DaemonConfig::parse("lab = \"x\"\n[dhcp]\n", "d").unwrap().dhcp.unwrap();
+        assert_eq!((d.mode, d.answer, d.lease_file), (Mode::Proxy, Answer::Known, PathBuf::from("leases.toml")));
     }
 }

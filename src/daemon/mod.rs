@@ -4,6 +4,7 @@
 //! (finding them on disk, inside the lab) are shared by the TFTP and HTTP servers.
 
 pub mod config;
+pub mod dhcp;
 pub mod files;
 pub mod http;
 pub mod names;

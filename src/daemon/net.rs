@@ -1,7 +1,9 @@
 //! UDP sockets for the daemon: a listening socket that reports, for every datagram, the local
 //! address it arrived on and its interface (IP_PKTINFO / IPV6_PKTINFO), so replies leave from
 //! the address the client spoke to even when bound to 0.0.0.0, and block sizes can follow that
-//! interface's MTU.
+//! interface's MTU. It can be bound to one interface (SO_BINDTODEVICE), so nothing from another
+//! interface reaches it and broadcasts leave through that one. Also: what an interface is
+//! (index, MTU, IPv4 address).
 
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, sockopt};
 use std::io::{self, IoSliceMut};
@@ -27,9 +29,20 @@ pub struct Listener {
 
 impl Listener {
     pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        Self::bind_on(addr, None)
+    }
+
+    /// Bind to `addr` on interface `device` only (SO_BINDTODEVICE), with broadcasts allowed:
+    /// the DHCP server's socket, and TFTP's when the lab interface is set.
+    pub fn bind_on(addr: SocketAddr, device: Option<&str>) -> io::Result<Listener> {
         let domain = socket2::Domain::for_address(addr);
         let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         sock.set_reuse_address(true)?;
+        if let Some(device) = device {
+            sock.bind_device(Some(device.as_bytes()))
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to interface {device}: {e}")))?;
+            sock.set_broadcast(true)?;
+        }
         if addr.is_ipv6() {
             sock.set_only_v6(true)?;
             socket::setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true)?;
@@ -91,6 +104,26 @@ fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     Some(SocketAddr::from((v6.ip(), v6.port())))
 }
 
+/// The index of interface `name`.
+pub fn interface_index(name: &str) -> io::Result<u32> {
+    nix::net::if_::if_nametoindex(name)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("no interface {name}: {e}")))
+}
+
+/// The first IPv4 address of interface `name`, with its prefix length.
+pub fn interface_ipv4(name: &str) -> io::Result<Option<(Ipv4Addr, u8)>> {
+    for ifa in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
+        if ifa.interface_name != name {
+            continue;
+        }
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else { continue };
+        if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+            return Ok(Some((a.ip(), u32::from(m.ip()).leading_ones() as u8)));
+        }
+    }
+    Ok(None)
+}
+
 /// The MTU of interface `ifindex`, from sysfs.
 pub fn interface_mtu(ifindex: u32) -> Option<u32> {
     let name = nix::net::if_::if_indextoname(ifindex).ok()?;
@@ -118,6 +151,19 @@ mod tests {
         listener.send_to(b"back", d.peer).await.unwrap();
         let mut back = [0u8; 8];
         assert_eq!(client.recv(&mut back).unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn bound_to_a_device_and_asked_about_it() {
+        let listener = Listener::bind_on("0.0.0.0:0".parse().unwrap(), Some("lo")).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"x", ("127.0.0.1", listener.local_addr().port())).unwrap();
+        let mut buf = [0u8; 8];
+        let d = listener.recv(&mut buf).await.unwrap();
+        assert_eq!(d.ifindex, Some(interface_index("lo").unwrap()));
+        assert_eq!(interface_ipv4("lo").unwrap(), Some((Ipv4Addr::LOCALHOST, 8)));
+        assert!(interface_index("no-such-if0").is_err());
+        assert!(Listener::bind_on("0.0.0.0:0".parse().unwrap(), Some("no-such-if0")).is_err());
     }
 
     #[tokio::test]

@@ -7,6 +7,9 @@ pub mod deb_archive;
 pub mod http;
 pub mod http_daemon;
 pub mod image;
+pub mod netns;
+pub mod pcboot;
+pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

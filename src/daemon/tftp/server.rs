@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub root: PathBuf,
     pub routes: Routes,
     pub tftp: TftpConfig,
+    /// The lab interface: listen on it only (SO_BINDTODEVICE).
+    pub device: Option<String>,
 }
 
 /// A request, owned, for the transfer task.
@@ -99,7 +101,7 @@ pub struct TftpServer {
 impl TftpServer {
     pub fn bind(config: ServerConfig) -> Result<TftpServer> {
         let root = config.root.canonicalize().with_context(|| format!("cannot serve {}", config.root.display()))?;
-        let listener = Listener::bind(config.tftp.bind).with_context(|| {
+        let listener = Listener::bind_on(config.tftp.bind, config.device.as_deref()).with_context(|| {
             format!("cannot listen on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)", config.tftp.bind)
         })?;
         let shared = Arc::new(Shared {

@@ -1,0 +1,300 @@
+//! The DHCP server's I/O: sockets on the DHCP port and the PXE boot-server port, bound to the
+//! lab interface only (SO_BINDTODEVICE, and every datagram's IP_PKTINFO interface checked);
+//! each datagram parsed, decided by [`decide`] under one lock, answered, and logged in one line;
+//! lease snapshots written by a background task. Also the start-up resolution of daemon.toml's
+//! `[dhcp]` into [`Settings`] (the interface's address and subnet, the pool).
+
+use super::boot::{BootFiles, Placeholders};
+use super::known::KnownClients;
+use super::lease_file;
+use super::leases::{Leases, Pool};
+use super::reply::{Arrival, CLIENT_PORT, Destination, Mode, Settings, State, decide};
+use super::wire::Request;
+use crate::daemon::config::DhcpConfig;
+use crate::daemon::net::{Datagram, Listener, interface_index, interface_ipv4};
+use crate::recipe::Ipv4Net;
+use anyhow::{Context, Result, bail};
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+/// Everything the server needs, resolved.
+#[derive(Clone, Debug)]
+pub struct DhcpServerConfig {
+    pub interface: String,
+    pub port: u16,
+    /// 0: no boot-server port.
+    pub pxe_port: u16,
+    pub settings: Settings,
+    /// Server mode: the pool and the lab's fixed addresses.
+    pub pool: Option<(Pool, HashSet<Ipv4Addr>)>,
+    pub lease_file: Option<PathBuf>,
+}
+
+impl DhcpServerConfig {
+    /// Resolve `[dhcp]` against the interface as it is now: our address (unless `address`
+    /// says), the subnet, the pool, the fixed addresses.
+    pub fn resolve(
+        interface: &str,
+        address: Option<Ipv4Addr>,
+        dhcp: &DhcpConfig,
+        boot: &BootFiles,
+        http_port: u16,
+        clients: KnownClients,
+    ) -> Result<DhcpServerConfig> {
+        interface_index(interface)?;
+        let on_interface =
+            interface_ipv4(interface).with_context(|| format!("cannot read the addresses of interface {interface}"))?;
+        let server = match (address, on_interface) {
+            (Some(a), _) => a,
+            (None, Some((a, _))) => a,
+            (None, None) => bail!(
+                "interface {interface} has no IPv4 address; give it one, or set `address` (the address clients are told)"
+            ),
+        };
+        let subnet = match (dhcp.subnet, on_interface) {
+            (Some(s), _) => Some(s),
+            (None, Some((a, prefix))) if (1..=30).contains(&prefix) => Some(Ipv4Net { addr: a, prefix }),
+            _ => None,
+        };
+        let pool = if dhcp.mode == Mode::Server {
+            let range = dhcp.range.context("[dhcp] mode = \"server\" needs a `range` of addresses to lease")?;
+            let subnet = subnet.with_context(|| {
+                format!("interface {interface} has no usable IPv4 subnet; set [dhcp] subnet, e.g. \"10.42.0.0/24\"")
+            })?;
+            if !subnet.is_host(range.first) || !subnet.is_host(range.last) {
+                bail!("[dhcp] range {range} is not inside the subnet {subnet}");
+            }
+            let mut reserved = HashSet::new();
+            for c in clients.iter() {
+                if let Some(a) = c.address {
+                    if !subnet.is_host(a) || a == server {
+                        bail!("client {}: address {a} is not a usable address of the subnet {subnet}", c.name);
+                    }
+                    reserved.insert(a);
+                }
+            }
+            Some((Pool { range, subnet, server, lease_secs: dhcp.lease_secs.max(60) }, reserved))
+        } else {
+            None
+        };
+        let settings = Settings {
+            mode: dhcp.mode,
+            answer: dhcp.answer,
+            server,
+            subnet_mask: pool.as_ref().map(|(p, _)| p.subnet.netmask()),
+            router: dhcp.router,
+            dns: dhcp.dns.clone(),
+            domain: dhcp.domain.clone(),
+            boot: boot.clone(),
+            placeholders: Placeholders::new(server, http_port),
+            clients,
+        };
+        let lease_file = pool.as_ref().map(|_| dhcp.lease_file.clone());
+        Ok(DhcpServerConfig {
+            interface: interface.to_string(),
+            port: dhcp.port,
+            pxe_port: dhcp.pxe_port,
+            settings,
+            pool,
+            lease_file,
+        })
+    }
+}
+
+/// A bound DHCP server.
+pub struct DhcpServer {
+    dhcp: Listener,
+    boot_server: Option<Listener>,
+    ifindex: u32,
+    settings: Arc<Settings>,
+    state: Arc<Mutex<State>>,
+    lease_file: Option<PathBuf>,
+    interface: String,
+}
+
+impl DhcpServer {
+    /// Bind the sockets and read the lease file.
+    pub fn bind(config: DhcpServerConfig) -> Result<DhcpServer> {
+        let ifindex = interface_index(&config.interface)?;
+        let bind = |port: u16| {
+            let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            Listener::bind_on(addr, Some(&config.interface)).with_context(|| {
+                format!(
+                    "cannot listen on {addr} on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+                    config.interface
+                )
+            })
+        };
+        let dhcp = bind(config.port)?;
+        let boot_server = if config.pxe_port == 0 { None } else { Some(bind(config.pxe_port)?) };
+        let mut state = State::default();
+        if let Some((pool, reserved)) = config.pool {
+            let mut leases = Leases::new(pool, reserved);
+            if let Some(path) = &config.lease_file {
+                let saved = lease_file::load(path)?;
+                let count = saved.len();
+                for dropped in leases.restore(saved) {
+                    warn!(mac = %dropped.mac, ip = %dropped.ip, "dhcp: saved lease no longer fits the pool; dropped");
+                }
+                info!(file = %path.display(), leases = count, "dhcp: leases read");
+            }
+            state.leases = Some(leases);
+        }
+        Ok(DhcpServer {
+            dhcp,
+            boot_server,
+            ifindex,
+            settings: Arc::new(config.settings),
+            state: Arc::new(Mutex::new(state)),
+            lease_file: config.lease_file,
+            interface: config.interface,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.dhcp.local_addr()
+    }
+
+    /// Serve until `shutdown` completes; the leases are saved once more on the way out.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let s = &self.settings;
+        info!(
+            interface = %self.interface,
+            bind = %self.local_addr(),
+            boot_server = self.boot_server.as_ref().map_or(0, |l| l.local_addr().port()),
+            mode = ?s.mode,
+            answer = ?s.answer,
+            server = %s.server,
+            clients = s.clients.len(),
+            "dhcp: serving"
+        );
+        let changed = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let writer = self.lease_file.clone().map(|path| {
+            let (state, changed, mut stop) = (self.state.clone(), changed.clone(), stop_rx.clone());
+            tokio::spawn(lease_file::run_writer(path, state, changed, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }))
+        });
+        let mut malformed = LogLimit::default();
+        let mut generation = self.generation();
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; 4096];
+        let mut boot_buf = vec![0u8; 4096];
+        loop {
+            let (received, arrival) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.dhcp.recv(&mut buf) => (r, Arrival::Dhcp),
+                r = recv_or_wait(self.boot_server.as_ref(), &mut boot_buf) => (r, Arrival::BootServer),
+            };
+            let d = match received {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(error = %e, "dhcp: receive failed");
+                    continue;
+                }
+            };
+            let bytes = if arrival == Arrival::Dhcp { &buf[..d.len] } else { &boot_buf[..d.len] };
+            self.on_datagram(bytes, d, arrival, &mut malformed).await;
+            let now = self.generation();
+            if now != generation {
+                generation = now;
+                changed.notify_one();
+            }
+        }
+        let _ = stop_tx.send(true);
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
+        info!("dhcp: stopped");
+        Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.lock().expect("dhcp state lock").leases.as_ref().map_or(0, |l| l.generation())
+    }
+
+    async fn on_datagram(&self, bytes: &[u8], d: Datagram, arrival: Arrival, malformed: &mut LogLimit) {
+        if d.ifindex.is_some_and(|i| i != self.ifindex) {
+            debug!(peer = %d.peer, ifindex = ?d.ifindex, "dhcp: arrived on another interface; ignored");
+            return;
+        }
+        let SocketAddr::V4(peer) = d.peer else { return };
+        let req = match Request::parse(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                if malformed.allow() {
+                    info!(peer = %peer, bytes = bytes.len(), error = %e, "dhcp: malformed packet ignored");
+                }
+                return;
+            }
+        };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |t| t.as_secs());
+        let decision = {
+            let mut state = self.state.lock().expect("dhcp state lock");
+            decide(&self.settings, &mut state, &req, arrival, peer, now)
+        };
+        let client = decision.client.as_deref().unwrap_or("-");
+        let Some((reply, destination)) = decision.reply else {
+            if decision.warning {
+                warn!(mac = %req.mac, kind = ?req.message_type, client, outcome = %decision.outcome, "dhcp");
+                return;
+            }
+            debug!(mac = %req.mac, xid = format_args!("{:#010x}", req.xid), kind = ?req.message_type, class = %decision.class, client, outcome = %decision.outcome, "dhcp");
+            return;
+        };
+        let out = reply.emit(req.max_message_size);
+        let to = match destination {
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+            Destination::Unicast(a) => a,
+        };
+        let socket = match (arrival, &self.boot_server) {
+            (Arrival::BootServer, Some(l)) => l,
+            _ => &self.dhcp,
+        };
+        let file = reply.file.as_deref().map(String::from_utf8_lossy);
+        let file = file.as_deref().unwrap_or("-");
+        let xid = format_args!("{:#010x}", req.xid);
+        match socket.send_to(&out, SocketAddr::V4(to)).await {
+            Ok(_) => {
+                info!(mac = %req.mac, xid, kind = ?req.message_type, class = %decision.class, client, outcome = %decision.outcome, file, to = %to, "dhcp")
+            }
+            Err(e) => {
+                warn!(mac = %req.mac, xid, kind = ?req.message_type, outcome = %decision.outcome, to = %to, error = %e, "dhcp: reply not sent")
+            }
+        }
+    }
+}
+
+/// Waits forever when there is no such socket.
+async fn recv_or_wait(listener: Option<&Listener>, buf: &mut [u8]) -> std::io::Result<Datagram> {
+    match listener {
+        Some(l) => l.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// At most 20 log lines a second about bad packets, however many arrive.
+#[derive(Default)]
+struct LogLimit {
+    window: Option<Instant>,
+    count: u32,
+}
+
+impl LogLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if self.window.is_none_or(|w| now - w > Duration::from_secs(1)) {
+            self.window = Some(now);
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= 20
+    }
+}
