@@ -18,7 +18,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(240);
 
 fn recipe(dhcp: &str, clients: &[(&str, &str)]) -> String {
     let mut text = format!(
-        "[lab]\nname = \"pxe-e2e\"\n\n[server]\ninterface = \"br0\"\naddress = \"10.77.0.1/24\"\ndhcp = \"{dhcp}\"\n{}\n\
+        "[lab]\nname = \"pxe-e2e\"\n\n# Built only if a client boots it, and this lab has only PCs with a menu.\n[os]\nsource = \"debian\"\n\n[server]\ninterface = \"br0\"\naddress = \"10.77.0.1/24\"\ndhcp = \"{dhcp}\"\n{}\n\
          [pc]\nbios = \"pxelinux\"\nuefi = \"ipxe\"\ntimeout = 1\n\n\
          [[menu]]\nlabel = \"Marker kernel\"\nkind = \"kernel\"\nfiles = [\"vmlinuz\", \"initrd.img\"]\n\
          append = \"console=ttyS0,115200 panic=-1 loglevel=4\"\n\n\

@@ -85,7 +85,7 @@ fn every_problem_is_reported_at_once_with_location_and_fix() {
     for help in [
         "did you mean `raspios-lite-arm64`?",
         "did you mean `gateway`?",
-        "use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4) or \"pi5\" (5, 500, CM5)",
+        "use \"pi3\" (3B, 3B+), \"pi4\" (4B, 400, CM4), \"pi5\" (5, 500, CM5) or \"pc\" (a PXE machine)",
         "first used here",
     ] {
         assert!(stderr.contains(help), "missing help: {help}\n{stderr}");

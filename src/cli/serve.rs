@@ -53,6 +53,13 @@ pub struct Args {
     /// /var/lib/bramble/leases.toml]
     #[arg(long, value_name = "FILE")]
     lease_file: Option<PathBuf>,
+    /// Where HTTP listens (iPXE, UEFI HTTP boot) [default: the config's, else 0.0.0.0:80 on
+    /// --interface; without --config HTTP runs only with DHCP or this flag]
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_http")]
+    http_bind: Option<SocketAddr>,
+    /// Do not run the HTTP server
+    #[arg(long)]
+    no_http: bool,
 }
 
 /// `--dhcp`, as the daemon's [`Mode`].
@@ -95,10 +102,12 @@ impl From<AnswerArg> for Answer {
 struct Plan {
     tftp: ServerConfig,
     dhcp: Option<DhcpServerConfig>,
+    http: Option<crate::daemon::http::ServerConfig>,
 }
 
 fn plan(args: &Args) -> Result<Plan> {
     let config = args.config.as_deref().map(DaemonConfig::load).transpose()?;
+    let with_config = config.is_some();
     let (mut tftp, interface, address, dhcp, boot, http, clients) = match (config, &args.tftp_root) {
         (Some(daemon), _) => {
             let clients = daemon.known_clients()?;
@@ -127,6 +136,10 @@ fn plan(args: &Args) -> Result<Plan> {
     };
     let interface = args.interface.clone().or(interface);
     let address = args.address.or(address);
+    let mut http = http;
+    if let Some(bind) = args.http_bind {
+        http.bind = bind;
+    }
     if let Some(bind) = args.tftp_bind {
         tftp.tftp.bind = bind;
     }
@@ -172,7 +185,16 @@ fn plan(args: &Args) -> Result<Plan> {
             Some(DhcpServerConfig::resolve(interface, address, &d, &boot, http.bind.port(), clients)?)
         }
     };
-    Ok(Plan { tftp, dhcp })
+    // A lab serves HTTP (iPXE menus, UEFI HTTP boot); a plain folder only when DHCP hands out
+    // {http} URLs or the operator asks.
+    let http_on = !args.no_http && (with_config || dhcp.is_some() || args.http_bind.is_some());
+    let http = http_on.then(|| crate::daemon::http::ServerConfig {
+        root: tftp.root.clone(),
+        interface: if http.bind.ip().is_unspecified() { interface.clone() } else { None },
+        http,
+        generator: None,
+    });
+    Ok(Plan { tftp, dhcp, http })
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -183,6 +205,7 @@ pub fn run(args: Args) -> Result<()> {
     runtime.block_on(async {
         let tftp = TftpServer::bind(plan.tftp)?;
         let dhcp = plan.dhcp.map(DhcpServer::bind).transpose()?;
+        let http = plan.http.map(crate::daemon::http::HttpServer::bind).transpose()?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = || {
             let mut rx = stopped.clone();
@@ -195,10 +218,11 @@ pub fn run(args: Args) -> Result<()> {
             let _ = stop.send(true);
             Ok(())
         };
-        // Each service runs until the stop signal; the HTTP server joins them here.
+        // Each service runs until the stop signal.
         let tftp = tftp.run(until_stopped());
         let dhcp = optional(dhcp.map(|d| d.run(until_stopped())));
-        tokio::try_join!(signal, tftp, dhcp)?;
+        let http = optional(http.map(|h| h.run(until_stopped())));
+        tokio::try_join!(signal, tftp, dhcp, http)?;
         Ok(())
     })
 }

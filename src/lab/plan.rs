@@ -2,6 +2,7 @@
 //! everything and writes nothing (that is [`super::emit`]).
 
 use super::{daemon_toml, eeprom, menu::GrubClient, nfsroot, pc, pi_boot, tree_edit::read_text};
+use crate::daemon::tftp::placeholder;
 use crate::recipe::{ClientBoot, FileRef, Model, Recipe, RootMode};
 use crate::tree::{Content, Kind, Node, Timestamp, Tree};
 use anyhow::{Context, Result};
@@ -10,9 +11,6 @@ use std::path::{Path, PathBuf};
 /// Where the lab lives on the server; NFS paths in command lines and exports name it.
 /// `bramble deploy` to another folder rewrites them.
 pub const SERVER_LAB_DIR: &str = "/srv/bramble";
-/// Stands for the server's address in a client's cmdline.txt when the recipe gives none: the
-/// daemon puts in the address the client reached it on (docs/daemon.md).
-pub const SERVER_PLACEHOLDER: &str = "@BRAMBLE_SERVER@";
 
 /// An OS, read: its boot folder and its root, before any change.
 pub struct OsInput {
@@ -86,7 +84,12 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
     let mut steps = Vec::new();
     let mut roots = Vec::new();
     let shared = recipe.lab.root == RootMode::Shared;
-    let server = recipe.server.address.map(|n| n.addr.to_string()).unwrap_or_else(|| SERVER_PLACEHOLDER.to_string());
+        // Without a fixed address the daemon fills it in as it serves cmdline.txt.
+    let server = recipe
+        .server
+        .address
+        .map(|n| n.addr.to_string())
+        .unwrap_or_else(|| String::from_utf8_lossy(placeholder::SERVER).into_owned());
     let overlays: Vec<PathBuf> = recipe.lab.overlays.iter().map(|o| inputs.recipe_dir.join(o)).collect();
 
     let mut grub_clients = Vec::new();

@@ -43,8 +43,8 @@ pub fn deb_input(archive: &DebianArchive, package: &str, arch: &str) -> Input {
 /// Every input `recipe` needs, in a stable order.
 pub fn inputs(recipe: &Recipe) -> Vec<Input> {
     let mut out = Vec::new();
+    // The OS even when no client boots it: the server image runs it.
     match &recipe.os {
-        _ if !recipe.needs_os() => {}
         OsSource::Catalog(name) => {
             out.push(Input { name: OS.into(), from: format!("catalog:{name}"), spec: Spec::Catalog(name.clone()) })
         }

@@ -114,12 +114,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start with `args` (e.g. `--tftp-root DIR`), listening on 127.0.0.1 at a port the
-    /// kernel picks; returns once the server says it is serving.
+    /// Start with `args` (e.g. `--tftp-root DIR`), TFTP listening on 127.0.0.1 at a port the
+    /// kernel picks and no HTTP; returns once the TFTP server says it is serving.
     pub fn start(args: &[&str]) -> Daemon {
         use std::io::BufRead;
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bramble"))
-            .args(["-v", "serve", "--tftp-bind", "127.0.0.1:0"])
+            .args(["-v", "serve", "--tftp-bind", "127.0.0.1:0", "--no-http"])
             .args(args)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
@@ -132,7 +132,7 @@ impl Daemon {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("bind=") {
+                if let Some(at) = line.find("tftp: serving").and_then(|_| line.find("bind=")) {
                     let addr: String = line[at + 5..].chars().take_while(|c| !c.is_whitespace()).collect();
                     let _ = tx.send(addr);
                 }

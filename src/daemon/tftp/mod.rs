@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod lookup;
 pub mod options;
+pub mod placeholder;
 pub mod server;
 pub mod transfer;
 pub mod wire;

@@ -262,7 +262,16 @@ async fn prepare(
         LookupError::Denied => (ErrorCode::AccessViolation, "access violation".to_string()),
     })?;
     debug!(peer = %d.peer, path = %found.path.display(), "tftp: resolved");
+    // The two files that name the NFS server: a Pi's command line and GRUB's.
+    let is_cmdline = found.path.file_name().is_some_and(|n| n == "cmdline.txt" || n == "grub.cfg");
     let content = shared.cache.get(found).await.map_err(|e| (ErrorCode::NotDefined, format!("read error: {e}")))?;
+    let content = match &content {
+        Content::Memory(bytes) if is_cmdline => match super::placeholder::fill_server(bytes, d.local) {
+            Some(filled) => Content::Memory(filled.into()),
+            None => content,
+        },
+        _ => content,
+    };
     let content = match mode {
         Mode::Octet => content,
         // Converted whole: tsize is not offered in netascii, and such files are small text.
