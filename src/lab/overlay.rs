@@ -206,7 +206,7 @@ mod tests {
             Kind::File(c) => String::from_utf8(c.read_all().unwrap()).unwrap(),
             _ => panic!(),
         };
-        assert!(fstab.contains("tmpfs /tmp tmpfs mode=1777,nosuid,nodev,nofail 0 0\n"), "{fstab}");
+        assert!(fstab.contains("tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0\n"), "{fstab}");
         assert_eq!(root.get(Path::new("etc/sudoers.d/010_bramble")).unwrap().mode, 0o440);
         assert_eq!(root.get(Path::new("usr/lib/bramble/netboot-setup")).unwrap().mode, 0o755);
         assert_eq!(root.get(Path::new("etc/ssh")).unwrap().mtime, Timestamp::from_secs(5));

@@ -111,8 +111,8 @@ pub fn tree(
         );
     }
     file(&mut t, Path::new("boot.ipxe"), text(menu::ipxe(title, &placed, pc.timeout)));
-    // grubnetaa64.efi has the prefix /grub and reads $prefix/arm64-efi/grub.cfg first.
-    file(&mut t, Path::new("grub/arm64-efi/grub.cfg"), text(menu::grub(title, &os_boot.grub, &placed, pc.timeout)));
+    // grubnetaa64.efi has the prefix /grub; over TFTP it reads $prefix/grub.cfg.
+    file(&mut t, Path::new("grub/grub.cfg"), text(menu::grub(title, &os_boot.grub, &placed, pc.timeout)));
     // Menu entries of kind Iso need memdisk beside the BIOS loader: both loader sets ship it.
     debug_assert!(!pc.menu.iter().any(|e| e.kind == MenuKind::Iso) || t.get(Path::new("bios/memdisk")).is_some());
     Ok(t)

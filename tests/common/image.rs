@@ -112,13 +112,24 @@ pub fn build_pi_image(gpt: bool) -> PiImage {
     write(&boot, "overlays/vc4-kms-v3d.dtbo", b"\xd0\x0d\xfe\xed overlay");
     write(&boot, "overlays/README", b"overlays go here\n");
 
+    let names = ["config.txt", "cmdline.txt", "start4.elf", "overlays"];
+    let (img, bootfs, rootfs) = assemble(d, &root_tar, &boot, &names, gpt, true);
+    let xz = d.join("pi.img.xz");
+    PiImage { dir, img, xz, root_tar, boot, bootfs, rootfs }
+}
+
+/// The disk image from a root tar and a boot folder: ext4 by `mke2fs -d`, FAT32 by mformat and
+/// mcopy (the `boot_names` entries of `boot`), an MBR (or GPT) by sfdisk with the boot partition
+/// at 8 MiB, then `xz -T0` beside it. `fixups` adds what mke2fs's tar import drops (for
+/// [`build_pi_image`]'s root). Returns the image and the two filesystems.
+pub fn assemble(d: &Path, root_tar: &Path, boot: &Path, boot_names: &[&str], gpt: bool, fixups: bool) -> (PathBuf, PathBuf, PathBuf) {
     // Sizes in 512-byte sectors: boot at 8 MiB, 64 MiB each.
     let (boot_start, boot_size, root_size) = (16384u64, 131072u64, 131072u64);
     let root_start = boot_start + boot_size;
     let bootfs = d.join("bootfs.img");
     std::fs::File::create(&bootfs).unwrap().set_len(boot_size * 512).unwrap();
     tool_ok("mformat", &["-i", path_str(&bootfs), "-F", "-v", "bootfs", "::"]);
-    let sources: Vec<String> = ["config.txt", "cmdline.txt", "start4.elf", "overlays"]
+    let sources: Vec<String> = boot_names
         .iter()
         .map(|n| path_str(&boot.join(n)).to_string())
         .collect();
@@ -150,9 +161,11 @@ pub fn build_pi_image(gpt: bool) -> PiImage {
 
     // mke2fs's tar import drops user.* xattrs and sub-second times; debugfs puts them in, so
     // the image holds everything the tar says.
-    let fixups = d.join("fixups.debugfs");
-    std::fs::write(&fixups, "ea_set /etc/motd user.comment hello\nsif /etc/passwd mtime_extra 0x1D6F3454\n").unwrap();
-    tool_ok("debugfs", &["-w", "-f", path_str(&fixups), path_str(&rootfs)]);
+    if fixups {
+        let script = d.join("fixups.debugfs");
+        std::fs::write(&script, "ea_set /etc/motd user.comment hello\nsif /etc/passwd mtime_extra 0x1D6F3454\n").unwrap();
+        tool_ok("debugfs", &["-w", "-f", path_str(&script), path_str(&rootfs)]);
+    }
     tool_ok("e2fsck", &["-fn", path_str(&rootfs)]);
 
     let img = d.join("pi.img");
@@ -193,6 +206,5 @@ pub fn build_pi_image(gpt: bool) -> PiImage {
         );
     }
     tool_ok("xz", &["-T0", "-k", "-f", path_str(&img)]);
-    let xz = d.join("pi.img.xz");
-    PiImage { dir, img, xz, root_tar, boot, bootfs, rootfs }
+    (img, bootfs, rootfs)
 }
