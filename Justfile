@@ -39,11 +39,15 @@ setup:
         atftp tftp-hpa busybox-static
         iproute2 python3-scapy isc-dhcp-client dnsmasq-base
         ovmf ipxe-qemu pxelinux syslinux-common syslinux-efi cpio
+        # The lab's end-to-end test: arm64 UEFI machines, a userspace NFS server, GRUB's checker.
+        qemu-efi-aarch64 rpcbind grub-common arch-test
         gpgv debian-archive-keyring gnupg apt-utils zstd binutils
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )
-    backported=(e2fsprogs qemu-user qemu-system-x86)
+    # mmdebstrap builds the Debian root (unshare mode) with qemu-user-binfmt running its arm64
+    # package scripts; nfs-ganesha serves the NFS root in the end-to-end test.
+    backported=(e2fsprogs qemu-user qemu-user-binfmt qemu-system-x86 qemu-system-arm mmdebstrap nfs-ganesha nfs-ganesha-vfs)
     missing=()
     for p in "${pkgs[@]}" "${backported[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -57,12 +61,27 @@ setup:
         $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
         $sudo apt-get install -y -qq --no-install-recommends "${target[@]}" "${backported[@]}"
     fi
+    # arm64 programs through qemu-user: systemd registers binfmt_misc at boot; where nothing
+    # does (containers, CI sandboxes), mount it and register qemu-aarch64 here.
+    bfm=/proc/sys/fs/binfmt_misc
+    if [ "$(uname -m)" != aarch64 ] && [ -r /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+        [ -e "$bfm/register" ] || $sudo mount -t binfmt_misc binfmt_misc "$bfm"
+        [ -e "$bfm/qemu-aarch64" ] || grep -m1 -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | $sudo tee "$bfm/register" >/dev/null
+    fi
     e2fs=$(dpkg-query -W -f='${Version}' e2fsprogs)
     if ! dpkg --compare-versions "$e2fs" ge 1.47.1; then
         echo "setup: e2fsprogs $e2fs is too old; bramble needs >= 1.47.1 (Debian 12: bookworm-backports)" >&2
         exit 1
     fi
     echo "setup: ok (e2fsprogs $e2fs, $(/usr/bin/rustc --version) for the aarch64 build)"
+
+# Build a lab: the built-in default (Raspberry Pi OS Lite, four Pi 4s on proxyDHCP), or
+# `just lab recipe=recipes/debian.toml`. Fetches its inputs, writes out/lab and out/manifest.json.
+lab recipe="": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --locked --release >&2
+    target/release/bramble build {{recipe}} -o out
 
 # Everything: unit, property, integration and end-to-end tests (installs what they need first).
 test: setup

@@ -3,7 +3,8 @@
 //! TFTP, HTTP) and a userspace NFS server (nfs-ganesha, as ../shared/e2e/03 uses) boot two arm64
 //! UEFI machines from the one shared read-only root: firmware PXE → GRUB → Debian's kernel and
 //! initramfs → NFS root → systemd. Each must reach multi-user with its own host name, a
-//! read-only root and a writable /var/log, as its serial console shows.
+//! read-only root, a writable /var/log and its SSH server running on host keys made at boot, as
+//! its serial console shows.
 
 mod common;
 
@@ -28,7 +29,8 @@ for i in $(seq 1 600); do
 done
 if touch /var/log/bramble-e2e 2>/dev/null; then varlog=writable; else varlog=readonly; fi
 if touch /bramble-e2e 2>/dev/null; then root=writable; else root=readonly; fi
-echo "BRAMBLE-E2E host=$(hostname) multi-user=$(systemctl is-active multi-user.target) root=$root varlog=$varlog" >/dev/console
+for i in $(seq 1 60); do [ "$(systemctl is-active ssh)" = active ] && break; sleep 1; done
+echo "BRAMBLE-E2E host=$(hostname) multi-user=$(systemctl is-active multi-user.target) root=$root varlog=$varlog ssh=$(systemctl is-active ssh)" >/dev/console
 "#;
 
 fn recipe(macs: &[(&str, &str)]) -> String {
@@ -49,8 +51,11 @@ fn write_overlay(dir: &Path) {
     let unit = client.join("etc/systemd/system/bramble-e2e.service");
     std::fs::create_dir_all(unit.parent().unwrap().join("multi-user.target.wants")).unwrap();
     std::fs::write(&unit, MARKER_UNIT).unwrap();
-    symlink("/etc/systemd/system/bramble-e2e.service", unit.parent().unwrap().join("multi-user.target.wants/bramble-e2e.service"))
-        .unwrap();
+    symlink(
+        "/etc/systemd/system/bramble-e2e.service",
+        unit.parent().unwrap().join("multi-user.target.wants/bramble-e2e.service"),
+    )
+    .unwrap();
     let script = client.join("usr/local/bin/bramble-e2e-marker");
     std::fs::create_dir_all(script.parent().unwrap()).unwrap();
     std::fs::write(&script, MARKER_SCRIPT).unwrap();
@@ -145,7 +150,7 @@ fn two_machines_boot_one_shared_root() {
         .map(|((_, mac), tap)| Vm::start(&ns, tap, Firmware::Arm64Uefi, mac, 1024, dir))
         .collect();
     for ((name, _), vm) in machines.iter().zip(vms.iter_mut()) {
-        let want = format!("BRAMBLE-E2E host={name} multi-user=active root=readonly varlog=writable");
+        let want = format!("BRAMBLE-E2E host={name} multi-user=active root=readonly varlog=writable ssh=active");
         let ok = vm.wait_for(&[&want], BOOT_LIMIT);
         assert!(
             ok,

@@ -74,10 +74,12 @@ fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) ->
                 &d.packages,
                 epoch,
             );
-            let mut progress = crate::fetch::progress::Progress::steps("building", &format!("the Debian {} root", spec.suite), quiet);
+            let mut progress =
+                crate::fetch::progress::Progress::steps("building", &format!("the Debian {} root", spec.suite), quiet);
             let tar = debian_root::build(&spec, fetched.cache.root(), &mut |line| progress.message(line))?;
             progress.finish();
-            let root = tar_reader::read_tar_file(&tar).with_context(|| format!("reading the Debian root {}", tar.display()))?;
+            let root = tar_reader::read_tar_file(&tar)
+                .with_context(|| format!("reading the Debian root {}", tar.display()))?;
             let boot = pi_boot::debian_boot_tree(&root)?;
             Ok(OsInput { id: format!("debian-{}-arm64", spec.suite), boot, root })
         }
@@ -172,7 +174,8 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let mut releases = Vec::new();
     for chip in recipe.models().into_iter().filter_map(|m| m.eeprom_chip()) {
         let read = |kind: &str| -> Result<Vec<u8>> {
-            let f = find(&fetched, &format!("{kind}-{}", chip.number())).with_context(|| format!("{kind} for {chip} was not fetched"))?;
+            let f = find(&fetched, &format!("{kind}-{}", chip.number()))
+                .with_context(|| format!("{kind} for {chip} was not fetched"))?;
             Ok(std::fs::read(&f.path)?)
         };
         releases.push(eeprom::Release { chip, image: read("pieeprom")?, recovery: read("recovery")? });
@@ -194,7 +197,14 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         writeln!(out, "  {step}")?;
     }
     if args.dry_run {
-        writeln!(out, "dry run: would write {}/lab ({} entries, {} root(s)) and {}/manifest.json", args.out.display(), plan.lab.len(), plan.roots.len(), args.out.display())?;
+        writeln!(
+            out,
+            "dry run: would write {}/lab ({} entries, {} root(s)) and {}/manifest.json",
+            args.out.display(),
+            plan.lab.len(),
+            plan.roots.len(),
+            args.out.display()
+        )?;
         for (p, n) in plan.lab.iter() {
             if let crate::tree::Kind::File(c) = &n.kind {
                 writeln!(out, "    lab/{:<60} {:>10}", p.display(), c.len())?;
@@ -214,6 +224,10 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         emitted.bytes as f64 / (1 << 20) as f64,
         emitted.manifest.display()
     )?;
-    writeln!(out, "next: on the lab server, `sudo bramble deploy {} /srv/bramble`, then `bramble serve --config /srv/bramble/daemon.toml`", emitted.lab.display())?;
+    writeln!(
+        out,
+        "next: on the lab server, `sudo bramble deploy {} /srv/bramble`, then `bramble serve --config /srv/bramble/daemon.toml`",
+        emitted.lab.display()
+    )?;
     Ok(())
 }

@@ -104,7 +104,9 @@ pub fn run(args: Args) -> Result<()> {
         writeln!(out, "installed the NFS exports in {}", args.exports.display())?;
         match std::process::Command::new("exportfs").arg("-ra").status() {
             Ok(s) if s.success() => writeln!(out, "exportfs -ra: the roots are exported")?,
-            Ok(s) => writeln!(out, "exportfs -ra failed ({s}): is the NFS server running? (systemctl start nfs-server)")?,
+            Ok(s) => {
+                writeln!(out, "exportfs -ra failed ({s}): is the NFS server running? (systemctl start nfs-server)")?
+            }
             Err(_) => writeln!(out, "exportfs is missing: install nfs-kernel-server to export the roots")?,
         }
     }

@@ -362,4 +362,3 @@ fn make_card(args: CardArgs, quiet: bool) -> Result<()> {
     }
     Ok(())
 }
-

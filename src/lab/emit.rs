@@ -84,21 +84,35 @@ pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options:
                 let report = write_dir(root, &folder, DirOptions::default())
                     .with_context(|| format!("unpacking {}", folder.display()))?;
                 if report.owners_skipped > 0 || !report.devices_skipped.is_empty() {
-                    bail!("--unpack needs root to keep the root's owners and device nodes; run as root, or leave --unpack out to write {}", rel.display());
+                    bail!(
+                        "--unpack needs root to keep the root's owners and device nodes; run as root, or leave --unpack out to write {}",
+                        rel.display()
+                    );
                 }
             } else {
-                let file = std::fs::File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
-                let hashing = Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), len: 0 };
-                let mut done = write_tar(root, hashing, TarOptions::default()).with_context(|| format!("writing {}", rel.display()))?;
+                let file =
+                    std::fs::File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
+                let hashing =
+                    Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), len: 0 };
+                let mut done = write_tar(root, hashing, TarOptions::default())
+                    .with_context(|| format!("writing {}", rel.display()))?;
                 done.flush()?;
                 let file = done.inner.into_inner().map_err(|e| e.into_error())?;
                 file.sync_all()?;
-                files.push(ManifestFile { path: format!("lab/{}", rel.display()), sha256: hex(&done.hash.finalize()), size: done.len });
+                files.push(ManifestFile {
+                    path: format!("lab/{}", rel.display()),
+                    sha256: hex(&done.hash.finalize()),
+                    size: done.len,
+                });
             }
         }
         for entry in walk(&partial)? {
             let rel = entry.strip_prefix(&partial).expect("under the folder");
-            if plan.roots.iter().any(|(r, _)| rel == r.as_path() || (options.unpack && rel.starts_with(r.with_extension("")))) {
+            if plan
+                .roots
+                .iter()
+                .any(|(r, _)| rel == r.as_path() || (options.unpack && rel.starts_with(r.with_extension(""))))
+            {
                 continue;
             }
             let (sha256, size) = hash_file(&entry)?;

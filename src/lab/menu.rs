@@ -88,7 +88,8 @@ pub fn ipxe(title: &str, entries: &[Placed], timeout_secs: u32) -> String {
         }
     }
     let default = if entries.is_empty() { String::new() } else { " --default e1".to_string() };
-    let timeout = if timeout_secs == 0 { " --timeout 1".to_string() } else { format!(" --timeout {}", timeout_secs * 1000) };
+    let timeout =
+        if timeout_secs == 0 { " --timeout 1".to_string() } else { format!(" --timeout {}", timeout_secs * 1000) };
     out.push_str(&format!("choose{default}{timeout} target && goto ${{target}} || exit\n"));
     for (i, placed) in entries.iter().enumerate() {
         let e = placed.entry;
@@ -186,8 +187,18 @@ mod tests {
                 files: vec![FileRef::Local("vmlinuz".into()), FileRef::Local("initrd.img".into())],
                 append: Some("console=ttyS0".into()),
             },
-            MenuEntry { label: "DOS".into(), kind: MenuKind::Iso, files: vec![FileRef::Local("fd.iso".into())], append: None },
-            MenuEntry { label: "xyz".into(), kind: MenuKind::Chain, files: vec![FileRef::Local("n.efi".into())], append: None },
+            MenuEntry {
+                label: "DOS".into(),
+                kind: MenuKind::Iso,
+                files: vec![FileRef::Local("fd.iso".into())],
+                append: None,
+            },
+            MenuEntry {
+                label: "xyz".into(),
+                kind: MenuKind::Chain,
+                files: vec![FileRef::Local("n.efi".into())],
+                append: None,
+            },
         ]
     }
 
@@ -230,7 +241,9 @@ mod tests {
         let text = ipxe("lab", &placed(&list), 3);
         assert!(text.starts_with("#!ipxe\n"));
         assert!(text.contains("choose --default e1 --timeout 3000 target && goto ${target} || exit\n"));
-        assert!(text.contains("kernel /pc/menu/2/vmlinuz initrd=initrd.img console=ttyS0\ninitrd /pc/menu/2/initrd.img\nboot\n"));
+        assert!(text.contains(
+            "kernel /pc/menu/2/vmlinuz initrd=initrd.img console=ttyS0\ninitrd /pc/menu/2/initrd.img\nboot\n"
+        ));
         assert!(text.contains("iseq ${platform} pcbios && item e3 DOS ||\n"));
         assert!(text.contains(":e4\nchain /pc/menu/4/n.efi\n"));
     }

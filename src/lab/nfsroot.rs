@@ -48,6 +48,7 @@ pub fn os_release(root: &Tree) -> Result<OsRelease> {
 /// What the converted root is for.
 pub struct Conversion<'a> {
     pub lab: &'a str,
+    pub host_keys: crate::recipe::HostKeys,
     pub user: &'a str,
     pub ssh_keys: &'a [String],
     pub root: RootMode,
@@ -103,8 +104,22 @@ const PER_CLIENT_TMPFS: &[(&str, &str)] = &[("/tmp", "1777")];
 
 /// Groups the lab user joins when the OS has them (Raspberry Pi OS's first user's groups).
 const USER_GROUPS: &[&str] = &[
-    "adm", "dialout", "cdrom", "sudo", "audio", "video", "plugdev", "games", "users", "input", "render", "netdev",
-    "gpio", "i2c", "spi", "systemd-journal",
+    "adm",
+    "dialout",
+    "cdrom",
+    "sudo",
+    "audio",
+    "video",
+    "plugdev",
+    "games",
+    "users",
+    "input",
+    "render",
+    "netdev",
+    "gpio",
+    "i2c",
+    "spi",
+    "systemd-journal",
 ];
 
 /// Convert `root` in place; returns a line per change, for the build's summary.
@@ -121,7 +136,10 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
     for (p, _) in &tmpfs {
         e.mkdir(&p[1..], 0o755);
     }
-    done.push(format!("fstab: no SD-card partitions; in memory: {}", tmpfs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")));
+    done.push(format!(
+        "fstab: no SD-card partitions; in memory: {}",
+        tmpfs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")
+    ));
 
     // The boot files are served from the lab's boot folder; a client never mounts its own.
     let boot_files = e.remove_matching("boot/firmware", |_| true);
@@ -147,13 +165,23 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
     e.remove("etc/hostname");
     e.symlink("etc/hosts", "/run/bramble/hosts");
     e.symlink("etc/resolv.conf", "/run/bramble/resolv.conf");
-    if shared {
+    // The image's own keys would be every client's (and are not its secret): always removed.
+    // Each boot makes new ones in memory, or a client's own root keeps what its first boot made.
+    let keep = c.host_keys == crate::recipe::HostKeys::PerClient && !shared;
+    e.write("etc/bramble/ssh-host-keys", if keep { b"keep\n" } else { b"boot\n" }, 0o644);
+    {
         let removed = e.remove_matching("etc/ssh", |name| name.starts_with("ssh_host_"));
         if removed > 0 {
-            done.push(format!("removed {removed} SSH host key files: each client makes its own at boot"));
+            done.push(format!(
+                "removed {removed} SSH host key files: each client makes its own {}",
+                if keep { "at its first boot" } else { "at every boot" }
+            ));
         }
     }
-    e.symlink("etc/systemd/system/sysinit.target.wants/bramble-netboot.service", "/etc/systemd/system/bramble-netboot.service");
+    e.symlink(
+        "etc/systemd/system/sysinit.target.wants/bramble-netboot.service",
+        "/etc/systemd/system/bramble-netboot.service",
+    );
     if e.exists("lib/systemd/system/ssh.service") || e.exists("usr/lib/systemd/system/ssh.service") {
         e.symlink("etc/systemd/system/multi-user.target.wants/ssh.service", "/lib/systemd/system/ssh.service");
         done.push("SSH server enabled".into());
@@ -196,7 +224,11 @@ fn add_user(e: &mut Editor, user: &str, keys: &[String], shared: bool) -> Result
             let gids: Vec<u32> = group.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect();
             let uid = (1000..60000).find(|u| !used.contains(u) && !gids.contains(u)).unwrap_or(1000);
             let shell = if e.exists("bin/bash") || e.exists("usr/bin/bash") { "/bin/bash" } else { "/bin/sh" };
-            e.write("etc/passwd", format!("{passwd}{user}:x:{uid}:{uid}:{user}:/home/{user}:{shell}\n").as_bytes(), 0o644);
+            e.write(
+                "etc/passwd",
+                format!("{passwd}{user}:x:{uid}:{uid}:{user}:/home/{user}:{shell}\n").as_bytes(),
+                0o644,
+            );
             uid
         }
     };
@@ -262,8 +294,19 @@ fn add_user(e: &mut Editor, user: &str, keys: &[String], shared: bool) -> Result
 /// The kernel command line of a network-booted client: the OS's own arguments (consoles,
 /// quiet, ...) without those that mount the SD card or run first-boot steps, then the NFS root.
 pub fn client_cmdline(os_cmdline: &str, nfsroot: &str, shared: bool, hostname: &str, extra: Option<&str>) -> String {
-    const DROP_KEYS: &[&str] =
-        &["root", "rootfstype", "fsck.repair", "init", "nfsroot", "ip", "rootwait", "ro", "rw", "ds", "cfg80211.ieee80211_regdom"];
+    const DROP_KEYS: &[&str] = &[
+        "root",
+        "rootfstype",
+        "fsck.repair",
+        "init",
+        "nfsroot",
+        "ip",
+        "rootwait",
+        "ro",
+        "rw",
+        "ds",
+        "cfg80211.ieee80211_regdom",
+    ];
     let mut args: Vec<String> = os_cmdline
         .split_whitespace()
         .filter(|a| {

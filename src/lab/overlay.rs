@@ -222,7 +222,8 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o400)).unwrap();
         let mut root = Tree::new();
         root.insert("", Node::new(Kind::Dir, 0o755));
-        let values = minijinja::context! { lab => "t", user => "pi", shared => true, tmpfs => Vec::<(String, String)>::new() };
+        let values =
+            minijinja::context! { lab => "t", user => "pi", shared => true, tmpfs => Vec::<(String, String)>::new() };
         apply(&mut root, Target::Client, &[dir.path().to_path_buf()], &values, Timestamp::default()).unwrap();
         let node = root.get(Path::new("etc/sudoers.d/010_bramble")).unwrap();
         assert_eq!(node.mode, 0o400);

@@ -101,7 +101,11 @@ pub fn tree(
     }
     let text = |s: String| Content::bytes(s.into_bytes());
     if pc.bios == BiosLoader::Pxelinux {
-        file(&mut t, Path::new("bios/pxelinux.cfg/default"), text(menu::syslinux(title, &placed, pc.timeout, Firmware::Bios)));
+        file(
+            &mut t,
+            Path::new("bios/pxelinux.cfg/default"),
+            text(menu::syslinux(title, &placed, pc.timeout, Firmware::Bios)),
+        );
     }
     if pc.uefi == UefiLoader::Syslinux {
         file(

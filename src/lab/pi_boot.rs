@@ -56,13 +56,23 @@ pub fn configured_kernel(config: &str) -> Option<String> {
 
 /// The `initramfs FILE [followkernel]` of a config.txt, if set.
 pub fn configured_initramfs(config: &str) -> Option<String> {
-    config.lines().map(str::trim).find_map(|l| l.strip_prefix("initramfs ")).and_then(|r| r.split_whitespace().next()).map(str::to_string)
+    config
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("initramfs "))
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_string)
 }
 
 /// What each model's boot stage loads from the boot folder. A `|` separates alternatives.
 fn required(model: Model, kernel: Option<&str>) -> Vec<String> {
     let mut files: Vec<String> = match model {
-        Model::Pi3 => vec!["bootcode.bin".into(), "start.elf".into(), "fixup.dat".into(), "bcm2710-rpi-3-b*.dtb|bcm2837-rpi-3-b*.dtb".into()],
+        Model::Pi3 => vec![
+            "bootcode.bin".into(),
+            "start.elf".into(),
+            "fixup.dat".into(),
+            "bcm2710-rpi-3-b*.dtb|bcm2837-rpi-3-b*.dtb".into(),
+        ],
         Model::Pi4 => vec!["start4.elf".into(), "fixup4.dat".into(), "bcm2711-rpi-4-b.dtb".into()],
         Model::Pi5 => vec!["bcm2712-rpi-5-b.dtb".into()],
         Model::Pc => Vec::new(),
@@ -112,7 +122,8 @@ mod tests {
     use super::*;
     use crate::tree::{Node, Timestamp};
 
-    const DEBIAN_CONFIG: &str = "arm_64bit=1\nupstream_kernel=1\nkernel=vmlinuz-6.1.0-50-arm64\ninitramfs initrd.img-6.1.0-50-arm64\n";
+    const DEBIAN_CONFIG: &str =
+        "arm_64bit=1\nupstream_kernel=1\nkernel=vmlinuz-6.1.0-50-arm64\ninitramfs initrd.img-6.1.0-50-arm64\n";
 
     fn file(bytes: &[u8]) -> Node {
         let mut n = Node::new(Kind::File(Content::bytes(bytes.to_vec())), 0o644);
@@ -158,7 +169,10 @@ mod tests {
         root.insert("boot/firmware", Node::new(Kind::Dir, 0o755));
         root.insert("boot/firmware/config.txt", file(DEBIAN_CONFIG.as_bytes()));
         root.insert("boot/vmlinuz-6.1.0-50-arm64", file(b"kernel"));
-        root.insert("boot/firmware/vmlinuz-6.1.0-50-arm64", Node::new(Kind::HardLink("boot/vmlinuz-6.1.0-50-arm64".into()), 0o644));
+        root.insert(
+            "boot/firmware/vmlinuz-6.1.0-50-arm64",
+            Node::new(Kind::HardLink("boot/vmlinuz-6.1.0-50-arm64".into()), 0o644),
+        );
         let boot = debian_boot_tree(&root).unwrap();
         match &boot.get(Path::new("vmlinuz-6.1.0-50-arm64")).unwrap().kind {
             Kind::File(c) => assert_eq!(c.read_all().unwrap(), b"kernel"),

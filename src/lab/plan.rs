@@ -84,7 +84,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
     let mut steps = Vec::new();
     let mut roots = Vec::new();
     let shared = recipe.lab.root == RootMode::Shared;
-        // Without a fixed address the daemon fills it in as it serves cmdline.txt.
+    // Without a fixed address the daemon fills it in as it serves cmdline.txt.
     let server = recipe
         .server
         .address
@@ -122,6 +122,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
                 root,
                 &nfsroot::Conversion {
                     lab: &recipe.lab.name,
+                    host_keys: recipe.lab.ssh_host_keys,
                     user: &recipe.server.user,
                     ssh_keys: &recipe.server.ssh_keys,
                     root: recipe.lab.root,
@@ -151,7 +152,13 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
                 // The same kernel and initramfs the Pis boot, named as config.txt names them.
                 let kernel = pi_boot::configured_kernel(&os_config).unwrap_or_else(|| "kernel8.img".into());
                 let initrd = pi_boot::configured_initramfs(&os_config).map(|i| format!("/{i}"));
-                grub_clients.push(GrubClient { mac, name: c.name.clone(), kernel: format!("/{kernel}"), initrd, cmdline });
+                grub_clients.push(GrubClient {
+                    mac,
+                    name: c.name.clone(),
+                    kernel: format!("/{kernel}"),
+                    initrd,
+                    cmdline,
+                });
                 continue;
             }
             let cmdline = nfsroot::client_cmdline(&os_cmdline, &nfsroot, shared, &c.name, c.cmdline.as_deref());
@@ -161,7 +168,11 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
                 if !config.ends_with('\n') && !config.is_empty() {
                     config.push('\n');
                 }
-                config.push_str(&format!("\n[all]\n# {}'s own lines (recipe `config_txt`)\n{}\n", c.name, extra.trim_end()));
+                config.push_str(&format!(
+                    "\n[all]\n# {}'s own lines (recipe `config_txt`)\n{}\n",
+                    c.name,
+                    extra.trim_end()
+                ));
                 b.text(base.join("config.txt"), config);
             }
         }
@@ -178,7 +189,10 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
             let title = format!("{} boot menu", recipe.lab.name);
             let t = pc::tree(pc_settings, &title, &pc::OsBoot { grub: grub_clients }, mtime, inputs.resolve)?;
             b.graft(Path::new("pc"), &t);
-            steps.push(format!("pc: loaders and a {}-entry menu for BIOS, UEFI (x64, arm64), iPXE and HTTP boot", pc_settings.menu.len()));
+            steps.push(format!(
+                "pc: loaders and a {}-entry menu for BIOS, UEFI (x64, arm64), iPXE and HTTP boot",
+                pc_settings.menu.len()
+            ));
             Some(pc::boot_files(pc_settings))
         }
         None => None,
@@ -193,13 +207,17 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
         for f in u.files.iter().filter(|f| f.name != "recovery.bin") {
             b.file(folder.join(f.name), Content::bytes(f.bytes.clone()));
         }
-        let who = u.client.as_deref().map(|c| format!("client {c}")).unwrap_or_else(|| format!("every {}", u.chip.boards()));
+        let who =
+            u.client.as_deref().map(|c| format!("client {c}")).unwrap_or_else(|| format!("every {}", u.chip.boards()));
         if u.client.is_none() {
             let card = eeprom::card_image(&u.files, inputs.eeprom_ts)?;
             b.file(folder.join("update-card.img"), Content::bytes(card));
         }
         let order = crate::eeprom::bootconf::effective(&u.config, "BOOT_ORDER").unwrap_or("0xf41").to_string();
-        steps.push(format!("eeprom: {who}: BOOT_ORDER={order}, self-update files{}", if u.client.is_none() { " and an SD card image" } else { "" }));
+        steps.push(format!(
+            "eeprom: {who}: BOOT_ORDER={order}, self-update files{}",
+            if u.client.is_none() { " and an SD card image" } else { "" }
+        ));
     }
     let eeprom_dir = |client: &str| -> Option<String> {
         let c = recipe.clients.iter().find(|c| c.name == client)?;
@@ -230,9 +248,8 @@ pub fn exports(recipe: &Recipe, os_id: &str) -> String {
         recipe.lab.name
     );
     match recipe.lab.root {
-        RootMode::Shared => {
-            out.push_str(&format!("{SERVER_LAB_DIR}/os/{os_id}/root {who}(ro,no_subtree_check,no_root_squash,fsid=1)\n"))
-        }
+        RootMode::Shared => out
+            .push_str(&format!("{SERVER_LAB_DIR}/os/{os_id}/root {who}(ro,no_subtree_check,no_root_squash,fsid=1)\n")),
         RootMode::PerClient => {
             for (i, c) in recipe.clients.iter().filter(|c| c.boot == ClientBoot::Os).enumerate() {
                 let host = c.address.map(|a| a.to_string()).unwrap_or_else(|| who.clone());

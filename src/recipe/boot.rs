@@ -127,8 +127,11 @@ fn menu_entry(index: usize, raw: Spanned<RawMenu>, r: &mut Report) -> Option<Men
             (r.0.len() == before).then_some(k)
         }
     };
-    let files: Vec<FileRef> =
-        raw.files.as_ref().map(|list| list.get_ref().iter().filter_map(|f| file_ref(f, r)).collect()).unwrap_or_default();
+    let files: Vec<FileRef> = raw
+        .files
+        .as_ref()
+        .map(|list| list.get_ref().iter().filter_map(|f| file_ref(f, r)).collect())
+        .unwrap_or_default();
     let count = raw.files.as_ref().map_or(0, |f| f.get_ref().len());
     let files_span = raw.files.as_ref().map_or(span.clone(), |f| f.span());
     if let Some(kind) = kind {
@@ -231,14 +234,26 @@ mod tests {
 
     #[test]
     fn menu_mistakes_are_explained() {
-        assert_eq!(errors("[[menu]]\nlabel = \"x\"\nkind = \"kernal\"\n"), ["kind = \"kernal\" is not one of local, kernel, iso, chain"]);
-        assert_eq!(errors("[[menu]]\nlabel = \"x\"\nkind = \"kernel\"\n"), ["a `kernel` entry takes the kernel, then any initrds, in `files`"]);
-        assert_eq!(errors("[[menu]]\nlabel = \"x\"\nkind = \"local\"\nappend = \"a\"\n"), ["`append` means nothing for a `local` entry"]);
+        assert_eq!(
+            errors("[[menu]]\nlabel = \"x\"\nkind = \"kernal\"\n"),
+            ["kind = \"kernal\" is not one of local, kernel, iso, chain"]
+        );
+        assert_eq!(
+            errors("[[menu]]\nlabel = \"x\"\nkind = \"kernel\"\n"),
+            ["a `kernel` entry takes the kernel, then any initrds, in `files`"]
+        );
+        assert_eq!(
+            errors("[[menu]]\nlabel = \"x\"\nkind = \"local\"\nappend = \"a\"\n"),
+            ["`append` means nothing for a `local` entry"]
+        );
         assert_eq!(
             errors("[[menu]]\nlabel = \"x\"\nkind = \"iso\"\nfiles = [\"https://example.org/a.iso\"]\n"),
             ["`https://example.org/a.iso` has no sha256"]
         );
-        assert_eq!(errors("[[menu]]\nlabel = \"x\"\nkind = \"chain\"\nfiles = [\"deb:ipxe\"]\n"), ["`deb:ipxe` is not a package file"]);
+        assert_eq!(
+            errors("[[menu]]\nlabel = \"x\"\nkind = \"chain\"\nfiles = [\"deb:ipxe\"]\n"),
+            ["`deb:ipxe` is not a package file"]
+        );
         assert_eq!(errors("[[menu]]\nkind = \"local\"\n"), ["[[menu]] #1 has no `label`"]);
         assert_eq!(errors("[pc]\ntimeout = -1\n"), ["timeout -1 is out of range"]);
         assert!(errors("[menu]\nlabel = \"x\"\n")[0].contains("must be a list of tables"));

@@ -5,8 +5,8 @@ use super::raw::{
     EepromTable, EepromValue, Opt, RawClient, RawDebian, RawFirmware, RawLab, RawOs, RawRecipe, RawServer,
 };
 use super::{
-    Answer, Client, ClientBoot, DEFAULT_OS, DebianArchive, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net, Ipv4Range, Lab,
-    MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode, Serial, Server,
+    Answer, Client, ClientBoot, DEFAULT_OS, DebianArchive, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net,
+    Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode, Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
 use crate::eeprom::{Chip, bootconf};
@@ -24,7 +24,12 @@ const MIN_EPOCH: i64 = 315_532_800;
 pub(super) struct Report(pub(super) Vec<Diagnostic>);
 
 impl Report {
-    pub(super) fn error(&mut self, span: impl Into<Option<Range<usize>>>, message: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        span: impl Into<Option<Range<usize>>>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.0.push(Diagnostic::error(span, message).help(help));
     }
 
@@ -190,6 +195,13 @@ fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
                 .collect()
         })
         .unwrap_or_default();
+    if let (HostKeys::PerClient, RootMode::Shared, Some(k)) = (ssh_host_keys, root, &raw.ssh_host_keys) {
+        r.error(
+            k.span(),
+            "ssh_host_keys = \"per-client\" needs root = \"per-client\"",
+            "a shared root is read-only and seen by every client: keep \"boot\" (new keys at each boot), or give each client its own root",
+        );
+    }
     Lab { name, seed, source_date_epoch, root, ssh_host_keys, overlays }
 }
 
@@ -227,9 +239,10 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
         r,
     );
     if debian {
-        for (key, span) in [("catalog", raw.catalog.as_ref()), ("url", raw.url.as_ref()), ("sha256", raw.sha256.as_ref())]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v.span())))
+        for (key, span) in
+            [("catalog", raw.catalog.as_ref()), ("url", raw.url.as_ref()), ("sha256", raw.sha256.as_ref())]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v.span())))
         {
             r.error(
                 span,
@@ -762,11 +775,7 @@ fn client(
     let label = name.as_ref().map_or(label, |n| format!("client `{n}`"));
     let model = match &raw.model {
         None => {
-            r.error(
-                span.clone(),
-                format!("{label} has no `model`"),
-                "add model = \"pi3\", \"pi4\", \"pi5\" or \"pc\"",
-            );
+            r.error(span.clone(), format!("{label} has no `model`"), "add model = \"pi3\", \"pi4\", \"pi5\" or \"pc\"");
             None
         }
         Some(m) => {
@@ -814,7 +823,10 @@ fn client(
                 "add mac = \"…\": a PXE machine is known by its MAC address",
             );
         }
-        for (key, value) in [("serial", raw.serial.as_ref().map(|v| v.span())), ("config_txt", raw.config_txt.as_ref().map(|v| v.span()))] {
+        for (key, value) in [
+            ("serial", raw.serial.as_ref().map(|v| v.span())),
+            ("config_txt", raw.config_txt.as_ref().map(|v| v.span())),
+        ] {
             if let Some(span) = value {
                 r.error(span, format!("`{key}` is for Raspberry Pis, not model = \"pc\""), "remove it");
             }
@@ -1087,6 +1099,29 @@ range = "10.42.0.100-10.42.0.199"
         assert_eq!(&src[dup.related.clone().unwrap().0], "\"main\"");
         assert!(errors("[debian]\ncomponents = []\n")[0].contains("`components` is empty"));
         assert!(errors("[debian]\nsuit = \"x\"\n")[0].contains("unknown key `suit` in [debian]"));
+    }
+
+    #[test]
+    fn root_and_host_key_modes() {
+        let lab = |extra: &str| format!("[lab]\nname = \"t\"\n{extra}\n");
+        let msgs = |src: String| {
+            parse(&src).diagnostics.into_iter().filter(|d| d.is_error()).map(|d| d.message).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            msgs(lab("ssh_host_keys = \"per-client\"")),
+            ["ssh_host_keys = \"per-client\" needs root = \"per-client\""]
+        );
+        assert_eq!(msgs(lab("root = \"per-client\"\nssh_host_keys = \"per-client\"")), Vec::<String>::new());
+        assert_eq!(msgs(lab("root = \"own\"")), ["root = \"own\" is not one of shared, per-client"]);
+        assert!(msgs(lab("overlays = [\"../x\"]"))[0].contains("must be a folder beside the recipe"));
+        let debian =
+            parse(&lab("[os]\nsource = \"debian\"\npackages = [\"htop\", \"Bad_Name\", \"htop\"]")).diagnostics;
+        assert_eq!(debian[0].message, "`Bad_Name` is not a Debian package name");
+        let ok = parse(&lab("[os]\nsource = \"debian\"\npackages = [\"vim\", \"htop\", \"vim\"]")).recipe.unwrap();
+        assert_eq!(
+            ok.os,
+            crate::recipe::OsSource::Debian(crate::recipe::DebianRoot { packages: vec!["htop".into(), "vim".into()] })
+        );
     }
 
     #[test]

@@ -78,4 +78,3 @@ pub fn needed_files(pc: &Pc) -> Vec<FileRef> {
     }
     out
 }
-

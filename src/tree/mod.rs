@@ -281,8 +281,13 @@ impl Tree {
     pub fn remove(&mut self, path: &Path) -> Option<Node> {
         let removed = self.nodes.remove(path);
         if matches!(removed.as_ref().map(|n| &n.kind), Some(Kind::Dir)) {
-            let under: Vec<PathBuf> =
-                self.nodes.range(path.to_path_buf()..).map(|(p, _)| p).take_while(|p| p.starts_with(path)).cloned().collect();
+            let under: Vec<PathBuf> = self
+                .nodes
+                .range(path.to_path_buf()..)
+                .map(|(p, _)| p)
+                .take_while(|p| p.starts_with(path))
+                .cloned()
+                .collect();
             for p in under {
                 self.nodes.remove(&p);
             }
@@ -313,7 +318,11 @@ impl Tree {
 
     /// Paths under `dir` (not `dir` itself), in order.
     pub fn paths_under<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
-        self.nodes.range(dir.to_path_buf()..).map(|(p, _)| p).skip_while(move |p| p.as_path() == dir).take_while(move |p| p.starts_with(dir))
+        self.nodes
+            .range(dir.to_path_buf()..)
+            .map(|(p, _)| p)
+            .skip_while(move |p| p.as_path() == dir)
+            .take_while(move |p| p.starts_with(dir))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Node)> {

@@ -68,8 +68,12 @@ pub fn read_tar_file(path: &Path) -> Result<Tree> {
                 minor: header.device_minor()?.unwrap_or(0),
             },
             tar::EntryType::Fifo => Kind::Fifo,
-            tar::EntryType::GNUSparse => bail!("{}: {} is a sparse entry, which Bramble does not read", path.display(), p.display()),
-            other => bail!("{}: {} has tar entry type {other:?}, which Bramble does not read", path.display(), p.display()),
+            tar::EntryType::GNUSparse => {
+                bail!("{}: {} is a sparse entry, which Bramble does not read", path.display(), p.display())
+            }
+            other => {
+                bail!("{}: {} has tar entry type {other:?}, which Bramble does not read", path.display(), p.display())
+            }
         };
         let mut node = Node::new(kind, header.mode()?);
         node.uid = header.uid()? as u32;

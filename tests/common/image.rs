@@ -122,17 +122,21 @@ pub fn build_pi_image(gpt: bool) -> PiImage {
 /// mcopy (the `boot_names` entries of `boot`), an MBR (or GPT) by sfdisk with the boot partition
 /// at 8 MiB, then `xz -T0` beside it. `fixups` adds what mke2fs's tar import drops (for
 /// [`build_pi_image`]'s root). Returns the image and the two filesystems.
-pub fn assemble(d: &Path, root_tar: &Path, boot: &Path, boot_names: &[&str], gpt: bool, fixups: bool) -> (PathBuf, PathBuf, PathBuf) {
+pub fn assemble(
+    d: &Path,
+    root_tar: &Path,
+    boot: &Path,
+    boot_names: &[&str],
+    gpt: bool,
+    fixups: bool,
+) -> (PathBuf, PathBuf, PathBuf) {
     // Sizes in 512-byte sectors: boot at 8 MiB, 64 MiB each.
     let (boot_start, boot_size, root_size) = (16384u64, 131072u64, 131072u64);
     let root_start = boot_start + boot_size;
     let bootfs = d.join("bootfs.img");
     std::fs::File::create(&bootfs).unwrap().set_len(boot_size * 512).unwrap();
     tool_ok("mformat", &["-i", path_str(&bootfs), "-F", "-v", "bootfs", "::"]);
-    let sources: Vec<String> = boot_names
-        .iter()
-        .map(|n| path_str(&boot.join(n)).to_string())
-        .collect();
+    let sources: Vec<String> = boot_names.iter().map(|n| path_str(&boot.join(n)).to_string()).collect();
     let mut args = vec!["-s", "-i", path_str(&bootfs)];
     args.extend(sources.iter().map(String::as_str));
     args.push("::");
@@ -163,7 +167,8 @@ pub fn assemble(d: &Path, root_tar: &Path, boot: &Path, boot_names: &[&str], gpt
     // the image holds everything the tar says.
     if fixups {
         let script = d.join("fixups.debugfs");
-        std::fs::write(&script, "ea_set /etc/motd user.comment hello\nsif /etc/passwd mtime_extra 0x1D6F3454\n").unwrap();
+        std::fs::write(&script, "ea_set /etc/motd user.comment hello\nsif /etc/passwd mtime_extra 0x1D6F3454\n")
+            .unwrap();
         tool_ok("debugfs", &["-w", "-f", path_str(&script), path_str(&rootfs)]);
     }
     tool_ok("e2fsck", &["-fn", path_str(&rootfs)]);

@@ -10,6 +10,7 @@ pub mod image;
 pub mod netns;
 pub mod pcboot;
 pub mod qemu;
+pub mod raspios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -172,4 +173,12 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// sha256 of `bytes` as sha256sum prints it (computed by sha256sum, not by our code).
+pub fn sha256_of(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, bytes).unwrap();
+    tool_ok("sha256sum", &[path_str(&p)]).split_whitespace().next().unwrap().to_string()
 }

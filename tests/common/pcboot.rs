@@ -71,11 +71,7 @@ pub fn marker_initramfs(dir: &Path, marker: &str) -> PathBuf {
     std::fs::write(root.join("init"), init).unwrap();
     run(Command::new("chmod").arg("755").arg(root.join("init")));
     let out = dir.join("initrd.img");
-    let script = format!(
-        "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
-        root.display(),
-        out.display()
-    );
+    let script = format!("cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'", root.display(), out.display());
     run(Command::new("sh").args(["-c", &script]));
     out
 }

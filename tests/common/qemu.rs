@@ -70,7 +70,10 @@ impl Vm {
                 let v = work.join(format!("vars-{}.fd", mac.replace(':', "")));
                 std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &v).expect("OVMF vars (apt-get install ovmf)");
                 args.extend(["-machine", "q35"].map(String::from));
-                args.extend(["-drive".into(), "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into()]);
+                args.extend([
+                    "-drive".into(),
+                    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+                ]);
                 args.extend(["-drive".into(), format!("if=pflash,format=raw,file={}", v.display())]);
                 args.extend(["-device".into(), format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=")]);
                 if firmware == Firmware::UefiHttp {
@@ -85,7 +88,10 @@ impl Vm {
                 let v = work.join(format!("aavmf-vars-{}.fd", mac.replace(':', "")));
                 std::fs::copy("/usr/share/AAVMF/AAVMF_VARS.fd", &v).expect("AAVMF (apt-get install qemu-efi-aarch64)");
                 args.extend(["-machine", "virt", "-cpu", "cortex-a72"].map(String::from));
-                args.extend(["-drive".into(), "if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd".into()]);
+                args.extend([
+                    "-drive".into(),
+                    "if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd".into(),
+                ]);
                 args.extend(["-drive".into(), format!("if=pflash,format=raw,file={}", v.display())]);
                 args.extend(["-device".into(), format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=")]);
                 vars = Some(v);
@@ -105,7 +111,9 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program} ({e}): apt-get install qemu-system-x86 qemu-system-arm"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): apt-get install qemu-system-x86 qemu-system-arm")
+            });
         Vm { child: Some(child), serial, _vars: vars }
     }
 

@@ -81,7 +81,11 @@ pub fn build() -> RaspiosImage {
     let root_tar = d.join("root.tar");
     tool_ok("python3", &["-c", ROOT_SCRIPT, path_str(&root_tar)]);
     let boot = d.join("boot");
-    write(&boot, "config.txt", b"# Pi OS\ndtparam=audio=on\ncamera_auto_detect=1\nauto_initramfs=1\narm_64bit=1\n[all]\n");
+    write(
+        &boot,
+        "config.txt",
+        b"# Pi OS\ndtparam=audio=on\ncamera_auto_detect=1\nauto_initramfs=1\narm_64bit=1\n[all]\n",
+    );
     write(&boot, "cmdline.txt", CMDLINE.as_bytes());
     let blob = |n: u32| (0..n).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>();
     let mut names = vec!["config.txt", "cmdline.txt", "overlays"];

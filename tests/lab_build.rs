@@ -1,0 +1,236 @@
+//! `bramble build` on a Raspberry Pi OS image (a bookworm-shaped image made with the real tools,
+//! served over HTTP on 127.0.0.1 with the pinned bootloader releases), judged by third-party
+//! tools: GNU tar unpacks the converted root (as root, keeping owners), sha256sum checks the
+//! manifest, sfdisk/fsck.fat/mtools read the bootloader update card, grub-script-check reads the
+//! GRUB menu. Two builds into different folders give the same bytes.
+
+mod common;
+
+use bramble::source::eeprom_release::{RELEASES, RPI_EEPROM};
+use common::http::HttpServer;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1dXzLdQzNn3m5bLx0aN3ZqT1xR2c3d4e5f6g7h8i9 me@lab";
+
+/// The image and the bootloader releases, where `bramble fetch` will look.
+fn site(image: &Path) -> (HttpServer, String) {
+    let server = HttpServer::start();
+    let bytes = std::fs::read(image).unwrap();
+    let sha = common::sha256_of(&bytes);
+    server.put("/pi.img.xz", bytes);
+    for r in RELEASES {
+        let dir = eeprom_fixtures().join(format!("firmware-{}/default", r.chip.number()));
+        for f in [r.image, r.recovery] {
+            let file = f.url.rsplit('/').next().unwrap();
+            server.put(
+                &format!("/rpi-eeprom{}", f.url.strip_prefix(RPI_EEPROM).unwrap()),
+                std::fs::read(dir.join(file)).unwrap(),
+            );
+        }
+    }
+    (server, sha)
+}
+
+fn recipe(url: &str, sha: &str, root: &str) -> String {
+    format!(
+        "[lab]\nname = \"classroom\"\nroot = \"{root}\"\n\n[os]\nurl = \"{url}\"\nsha256 = \"{sha}\"\n\n\
+         [server]\nssh_keys = [\"{KEY}\"]\n\n[eeprom]\nBOOT_ORDER = 0xf21\n\n\
+         [[client]]\nname = \"node1\"\nmodel = \"pi4\"\nserial = \"d9780558\"\nconfig_txt = \"dtoverlay=disable-wifi\"\n\n\
+         [[client]]\nname = \"node2\"\nmodel = \"pi5\"\nserial = \"0000000a\"\ncmdline = \"quiet\"\n\n\
+         [[client]]\nname = \"old\"\nmodel = \"pi3\"\nserial = \"12345678\"\n\n\
+         [[client]]\nname = \"own\"\nmodel = \"pi4\"\nserial = \"0000000b\"\n[client.eeprom]\nBOOT_UART = 1\n"
+    )
+}
+
+fn build(dir: &Path, server: &HttpServer, out: &str) -> assert_cmd::assert::Assert {
+    bramble()
+        .args(["build", path_str(&dir.join("lab.toml")), "-o", path_str(&dir.join(out))])
+        .args(["--cache", path_str(&dir.join("cache"))])
+        .args(["--mirror", &format!("{RPI_EEPROM}={}", server.url("/rpi-eeprom"))])
+        .env("TZ", if out == "b" { "Pacific/Auckland" } else { "UTC" })
+        .assert()
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+}
+
+fn os_dir(lab: &Path) -> PathBuf {
+    std::fs::read_dir(lab.join("os")).unwrap().next().unwrap().unwrap().path()
+}
+
+#[test]
+fn raspios_lab_is_converted_checked_and_reproducible() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lab.toml"), recipe(&server.url("/pi.img.xz"), &sha, "shared")).unwrap();
+    build(d, &server, "a").success();
+    let lab = d.join("a/lab");
+    let os = os_dir(&lab);
+    let id = os.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(id.starts_with("os-"), "{id}");
+
+    // Each client's command line: the NFS root, no SD card, no first-boot step.
+    let node1 = read(lab.join("clients/node1/cmdline.txt"));
+    assert_eq!(
+        node1.trim(),
+        format!(
+            "console=serial0,115200 console=tty1 quiet root=/dev/nfs nfsroot=@BRAMBLE_SERVER@:/srv/bramble/os/{id}/root,nfsvers=3,tcp ro ip=dhcp rootwait systemd.hostname=node1"
+        )
+    );
+    assert!(read(lab.join("clients/node2/cmdline.txt")).trim().ends_with("systemd.hostname=node2 quiet"));
+    let config = read(lab.join("clients/node1/config.txt"));
+    assert!(config.starts_with("# Pi OS\n") && config.ends_with("dtoverlay=disable-wifi\n"), "{config}");
+    assert!(!lab.join("clients/node2/config.txt").exists());
+    // The shared boot folder is the image's boot partition.
+    assert!(os.join("boot/start4.elf").exists() && os.join("boot/overlays/vc4-kms-v3d.dtbo").exists());
+
+    // The root, unpacked by GNU tar as root: the conversion, and the image's owners kept.
+    let x = d.join("x");
+    std::fs::create_dir(&x).unwrap();
+    tool_ok(
+        "tar",
+        &[
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            path_str(&os.join("root.tar")),
+            "-C",
+            path_str(&x),
+        ],
+    );
+    let fstab = read(x.join("etc/fstab"));
+    assert!(!fstab.contains("PARTUUID") && fstab.contains("tmpfs /var/log tmpfs"), "{fstab}");
+    assert_eq!(read(x.join("etc/machine-id")), "");
+    for unit in
+        ["dphys-swapfile.service", "resize2fs_once.service", "userconfig.service", "regenerate_ssh_host_keys.service"]
+    {
+        assert_eq!(
+            std::fs::read_link(x.join("etc/systemd/system").join(unit)).unwrap(),
+            Path::new("/dev/null"),
+            "{unit}"
+        );
+    }
+    assert!(!x.join("etc/ssh/ssh_host_ed25519_key").exists(), "a shared root must hold no host keys");
+    assert_eq!(std::fs::read_link(x.join("etc/hosts")).unwrap(), Path::new("/run/bramble/hosts"));
+    assert!(!x.join("etc/hostname").exists());
+    assert!(read(x.join("etc/passwd")).contains("pi:x:1000:1000:pi:/home/pi:/bin/bash\n"));
+    assert!(read(x.join("etc/group")).contains("sudo:x:27:pi\n"));
+    assert_eq!(read(x.join("usr/share/bramble/home/pi/.ssh/authorized_keys")), format!("{KEY}\n"));
+    let ls = tool_ok(
+        "stat",
+        &[
+            "-c",
+            "%a %u %g",
+            path_str(&x.join("etc/sudoers.d/010_bramble")),
+            path_str(&x.join("etc/shadow")),
+            path_str(&x.join("usr/bin/sudo")),
+        ],
+    );
+    assert_eq!(ls, "440 0 0\n640 0 42\n4755 0 0\n");
+    let caps = tool_ok(
+        "getfattr",
+        &["-n", "security.capability", "--only-values", "-e", "hex", path_str(&x.join("usr/bin/ping"))],
+    );
+    assert!(!caps.is_empty(), "the file capability survives");
+    assert!(x.join("etc/systemd/system/sysinit.target.wants/bramble-netboot.service").symlink_metadata().is_ok());
+    assert!(read(x.join("etc/cloud/cloud-init.disabled")).contains("Bramble"));
+
+    // Bootloader updates: per chip, and for the client with its own settings.
+    assert!(lab.join("eeprom/2711/pieeprom.upd").exists() && lab.join("eeprom/2712/pieeprom.sig").exists());
+    assert!(lab.join("clients/own/pieeprom.upd").exists());
+    let card = lab.join("eeprom/2711/update-card.img");
+    let table = tool_ok("sfdisk", &["-d", path_str(&card)]);
+    assert!(table.contains("type=c"), "{table}");
+    let listing = tool_ok("mdir", &["-b", "-i", &format!("{}@@1M", path_str(&card)), "::"]);
+    assert!(listing.contains("pieeprom.upd") && listing.contains("recovery.bin"), "{listing}");
+    let sig = tool_ok("mtype", &["-i", &format!("{}@@1M", path_str(&card)), "::pieeprom.sig"]);
+    let upd_sha = tool_ok("sha256sum", &[path_str(&lab.join("eeprom/2711/pieeprom.upd"))]);
+    assert_eq!(sig.lines().next().unwrap(), upd_sha.split_whitespace().next().unwrap());
+
+    // daemon.toml routes each Pi to its folder, its bootloader update, then the shared boot files.
+    let daemon = read(lab.join("daemon.toml"));
+    assert!(daemon.contains(&format!("dirs = [\"clients/node1\", \"eeprom/2711\", \"os/{id}/boot\"]")), "{daemon}");
+    assert!(daemon.contains(&format!("root_dirs = [\"os/{id}/boot\"]")), "{daemon}");
+    assert!(
+        read(lab.join("exports"))
+            .contains(&format!("/srv/bramble/os/{id}/root *(ro,no_subtree_check,no_root_squash,fsid=1)"))
+    );
+
+    // The manifest is what sha256sum says of every file.
+    let manifest: serde_json::Value = serde_json::from_str(&read(d.join("a/manifest.json"))).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert!(files.len() > 20);
+    for f in files {
+        let path = d.join("a").join(f["path"].as_str().unwrap());
+        let got = tool_ok("sha256sum", &[path_str(&path)]);
+        assert_eq!(got.split_whitespace().next().unwrap(), f["sha256"].as_str().unwrap(), "{}", path.display());
+    }
+
+    // A second build elsewhere (another TZ) gives the same bytes.
+    build(d, &server, "b").success();
+    assert_eq!(read(d.join("a/manifest.json")), read(d.join("b/manifest.json")));
+    let cmp =
+        Command::new("cmp").arg(os.join("root.tar")).arg(os_dir(&d.join("b/lab")).join("root.tar")).status().unwrap();
+    assert!(cmp.success());
+
+    // --dry-run lists and writes nothing.
+    let out = bramble()
+        .args(["build", path_str(&d.join("lab.toml")), "-o", path_str(&d.join("c")), "--dry-run"])
+        .args(["--cache", path_str(&d.join("cache"))])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("dry run: would write") && text.contains("lab/clients/node1/cmdline.txt"), "{text}");
+    assert!(!d.join("c").exists());
+}
+
+#[test]
+fn per_client_roots_are_writable_and_exported_each() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lab.toml"), recipe(&server.url("/pi.img.xz"), &sha, "per-client")).unwrap();
+    build(d, &server, "a").success();
+    let lab = d.join("a/lab");
+    assert!(lab.join("clients/node1/root.tar").exists() && lab.join("clients/old/root.tar").exists());
+    assert!(!os_dir(&lab).join("root.tar").exists());
+    let cmdline = read(lab.join("clients/node1/cmdline.txt"));
+    assert!(
+        cmdline.contains("nfsroot=@BRAMBLE_SERVER@:/srv/bramble/clients/node1/root,nfsvers=3,tcp rw "),
+        "{cmdline}"
+    );
+    let exports = read(lab.join("exports"));
+    assert!(
+        exports.contains("/srv/bramble/clients/node2/root *(rw,sync,no_subtree_check,no_root_squash,fsid=101)"),
+        "{exports}"
+    );
+    let listing = tool_ok(
+        "tar",
+        &["-tvf", path_str(&lab.join("clients/node1/root.tar")), "./etc/fstab", "./home/pi/.ssh/authorized_keys"],
+    );
+    assert!(listing.contains("1000/1000"), "the home is in place, owned by the user: {listing}");
+}
+
+#[test]
+fn a_model_the_os_cannot_boot_is_named() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Take the Pi 5's device tree out of the boot partition.
+    let img = image.xz.with_extension("");
+    tool_ok("mdel", &["-i", &format!("{}@@8M", path_str(&img)), "::bcm2712-rpi-5-b.dtb"]);
+    tool_ok("xz", &["-T0", "-f", "-k", path_str(&img)]);
+    let (server2, sha2) = site(&image.xz);
+    drop((server, sha));
+    std::fs::write(d.join("lab.toml"), recipe(&server2.url("/pi.img.xz"), &sha2, "shared")).unwrap();
+    build(d, &server2, "a").code(1).stderr(predicates::str::contains("bcm2712-rpi-5-b.dtb (needed by pi5)"));
+    assert!(!d.join("a/lab").exists(), "a failed build writes no lab");
+}
