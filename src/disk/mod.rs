@@ -6,5 +6,6 @@ pub mod ext4;
 pub mod fat;
 pub mod fat_reader;
 pub mod mbr;
+pub mod mke2fs;
 pub mod partition;
 pub mod xz;

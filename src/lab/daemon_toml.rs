@@ -77,12 +77,14 @@ pub fn pi_dirs(client: &str, eeprom_dir: Option<&str>, os_id: &str) -> Vec<Strin
     dirs
 }
 
-/// The text of `daemon.toml`. `eeprom_dirs` gives each Pi client's bootloader-update folder
+/// The text of `daemon.toml`; `lab_dir` is where the lab is (`.`: beside the file).
+/// `eeprom_dirs` gives each Pi client's bootloader-update folder
 /// (none for Pi 3s), `os_id` the shared OS's folder name, `boot` the PC boot files if the lab
 /// has a `pc/` folder, `lease_file` where server-mode leases are kept.
 pub fn render(
     recipe: &Recipe,
     recipe_name: &str,
+    lab_dir: &str,
     os_id: Option<&str>,
     eeprom_dirs: &dyn Fn(&str) -> Option<String>,
     boot: Option<&BootFiles>,
@@ -132,7 +134,7 @@ pub fn render(
         });
     }
     let doc = DaemonToml {
-        lab: ".".into(),
+        lab: lab_dir.into(),
         interface: server.interface.clone(),
         address: server.address.map(|n| n.addr.to_string()),
         tftp: Tftp { root_dirs },

@@ -8,10 +8,13 @@
 pub mod daemon_toml;
 pub mod eeprom;
 pub mod emit;
+pub mod ids;
 pub mod menu;
 pub mod nfsroot;
 pub mod overlay;
 pub mod pc;
 pub mod pi_boot;
 pub mod plan;
+pub mod server_image;
+pub mod server_root;
 pub mod tree_edit;

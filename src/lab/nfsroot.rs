@@ -77,6 +77,16 @@ const MASKED: &[&str] = &[
     "e2scrub_all.timer",
     "e2scrub_reap.service",
     "systemd-firstboot.service",
+    // The server's own services, in a root the server image shares.
+    "nfs-server.service",
+    "nfs-kernel-server.service",
+    "nfs-mountd.service",
+    "nfs-idmapd.service",
+    "rpcbind.service",
+    "rpcbind.socket",
+    "bramble.service",
+    "bramble-firstboot.service",
+    "systemd-networkd.service",
 ];
 
 /// In-memory folders of a shared root, with their modes: PiServer's list (convert_chrooted_cmds)
@@ -187,7 +197,7 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
         done.push("SSH server enabled".into());
     }
 
-    add_user(&mut e, c.user, c.ssh_keys, shared)?;
+    add_user_to(&mut e, c.user, c.ssh_keys, shared)?;
     done.push(format!(
         "user `{}` with {} SSH key{} and sudo; no password",
         c.user,
@@ -213,7 +223,7 @@ pub fn convert(root: &mut Tree, c: &Conversion) -> Result<Vec<String>> {
 
 /// The lab user: an account with the usual groups, no password (SSH keys only), a home the
 /// boot copies into memory, and sudo (overlay `etc/sudoers.d/010_bramble`).
-fn add_user(e: &mut Editor, user: &str, keys: &[String], shared: bool) -> Result<()> {
+pub(super) fn add_user_to(e: &mut Editor, user: &str, keys: &[String], shared: bool) -> Result<()> {
     let passwd = e.text("etc/passwd").context("the root has no /etc/passwd")?;
     let group = e.text("etc/group").context("the root has no /etc/group")?;
     let shadow = e.text("etc/shadow").unwrap_or_default();

@@ -49,6 +49,9 @@ fn built_in_mode(path: &Path) -> u32 {
         0o755
     } else if path.starts_with("etc/sudoers.d") {
         0o440
+    } else if path.starts_with("etc/NetworkManager/system-connections") {
+        // NetworkManager ignores a keyfile others can read.
+        0o600
     } else {
         0o644
     }

@@ -42,7 +42,17 @@ pub struct Plan {
     pub roots: Vec<(PathBuf, Tree)>,
     /// What was decided, a line each (the `--dry-run` listing).
     pub steps: Vec<String>,
+    /// The OS as read, before any change: the server image starts from it.
+    pub os: Option<OsInput>,
+    /// daemon.toml as the server image holds it (`/etc/bramble/daemon.toml`): the lab in
+    /// /srv/bramble, the leases in the daemon's state folder.
+    pub server_daemon_toml: String,
+    /// The NFS exports, if the lab has an OS to export.
+    pub exports: Option<String>,
 }
+
+/// Where the server image's daemon keeps its leases (its systemd unit's StateDirectory).
+pub const SERVER_LEASE_FILE: &str = "/var/lib/bramble/leases.toml";
 
 struct Builder {
     lab: Tree,
@@ -94,7 +104,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
 
     let mut grub_clients = Vec::new();
     let os_id = inputs.os.as_ref().map(|o| o.id.clone());
-    if let Some(os) = inputs.os {
+    if let Some(os) = &inputs.os {
         let pi_models: Vec<Model> = recipe.models().into_iter().filter(|m| m.is_pi()).collect();
         pi_boot::check(&os.boot, &pi_models, &os.id)?;
         let release = nfsroot::os_release(&os.root)?;
@@ -227,17 +237,28 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
     let daemon = daemon_toml::render(
         recipe,
         inputs.recipe_name,
+        ".",
         os_id.as_deref(),
         &eeprom_dir,
         boot_files.as_ref(),
         &daemon_toml::default_lease_file().display().to_string(),
     );
     b.text("daemon.toml", daemon);
-    if let Some(id) = &os_id {
-        b.text("exports", exports(recipe, id));
+    let exports = os_id.as_deref().map(|id| exports(recipe, id));
+    if let Some(text) = &exports {
+        b.text("exports", text.clone());
     }
+    let server_daemon_toml = daemon_toml::render(
+        recipe,
+        inputs.recipe_name,
+        SERVER_LAB_DIR,
+        os_id.as_deref(),
+        &eeprom_dir,
+        boot_files.as_ref(),
+        SERVER_LEASE_FILE,
+    );
     steps.push(format!("daemon.toml: dhcp {}, answer {}", recipe.server.dhcp, recipe.server.answer.name()));
-    Ok(Plan { lab: b.lab, roots, steps })
+    Ok(Plan { lab: b.lab, roots, steps, os: inputs.os, server_daemon_toml, exports })
 }
 
 /// The NFS exports for nfs-kernel-server (`/etc/exports.d/bramble.exports`).

@@ -14,9 +14,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// What every client root gets: an init, device manager and bus, the kernel with a netboot
-/// initramfs, the Pi firmware, and what the lab's users need to log in and look around.
-pub const CLIENT_PACKAGES: &[&str] = &[
+/// What the root gets: an init, device manager and bus, the kernel with an initramfs that boots
+/// from the network or a disk, the Pi firmware, what the lab's users need to log in and look
+/// around, and what the server image adds (the NFS server, `growpart` for the first boot's
+/// resize). One root serves the clients and the server, so the lab needs one mmdebstrap run;
+/// the client conversion masks the server's services.
+pub const BASE_PACKAGES: &[&str] = &[
+    "nfs-kernel-server",
+    "cloud-guest-utils",
     "systemd-sysv",
     "udev",
     "dbus",
@@ -45,18 +50,21 @@ pub struct DebianRootSpec {
 }
 
 /// Written into the root before the packages are configured, so the kernel's postinst builds
-/// an initramfs that can bring up the network and mount an NFS root. A short module list
-/// rather than `MODULES=netboot`: every module costs mkinitramfs several programs started
-/// through qemu-user, and netboot's hundreds took 15 of the 20 minutes here.
+/// an initramfs that can mount the root from the network (clients: the Pi 3's USB Ethernet, the
+/// Pi 4's GENET and its PHY, virtio, NFS) or from a disk (the server: the Pi 3's and Pi 4's SD
+/// hosts, USB storage, virtio). A short module list rather than `MODULES=netboot` or `most`:
+/// every module costs mkinitramfs several programs started through qemu-user, and netboot's
+/// hundreds took 15 of the 20 minutes here.
 const ESSENTIAL_HOOK: &str = "mkdir -p \"$1/etc/initramfs-tools/conf.d\" && \
     printf 'MODULES=list\\n' > \"$1/etc/initramfs-tools/conf.d/bramble.conf\" && \
-    printf '%s\\n' virtio_net virtio_pci bcmgenet broadcom mdio_bcm_unimac dwc2 smsc95xx lan78xx nfsv3 \
+    printf '%s\\n' virtio_net virtio_pci virtio_blk bcmgenet broadcom mdio_bcm_unimac dwc2 smsc95xx lan78xx \
+    nfsv3 sdhci_iproc bcm2835 usb_storage uas \
     > \"$1/etc/initramfs-tools/modules\"";
 
 impl DebianRootSpec {
     pub fn new(mirror: &str, suite: &str, components: &[String], extra: &[String], sde: u32) -> DebianRootSpec {
         let mut packages: Vec<String> =
-            CLIENT_PACKAGES.iter().map(|p| p.to_string()).chain(extra.iter().cloned()).collect();
+            BASE_PACKAGES.iter().map(|p| p.to_string()).chain(extra.iter().cloned()).collect();
         packages.sort();
         packages.dedup();
         let mut components = components.to_vec();
