@@ -133,3 +133,5 @@ bench: setup
     # Reading a 2 GiB .img.xz against `xz -dc -T0 | sha256sum` (the image is made once).
     cargo build --locked --release
     python3 benches/image_read.py target/release/bramble
+    # What each client of a lab costs to build (1, 10, 100 Pi 4s), and two builds compared.
+    python3 benches/lab_scale.py target/release/bramble

@@ -11,3 +11,4 @@ pub mod gpgv;
 pub mod lock;
 pub mod progress;
 pub mod resolve;
+pub mod server_debs;

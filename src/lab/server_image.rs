@@ -94,6 +94,7 @@ pub fn assemble(
     overlays: &[PathBuf],
     table: Table,
     mtime: Timestamp,
+    debs: Vec<(String, Content)>,
 ) -> Result<ServerParts> {
     let os = plan.os.as_ref().context("the server image needs the lab's OS")?;
     let seed = &recipe.lab.seed;
@@ -134,6 +135,7 @@ pub fn assemble(
             mtime,
             root_partuuid: root_part,
             boot_partuuid: boot_part,
+            debs,
         },
     )?;
     steps.extend(done.into_iter().map(|d| format!("server root: {d}")));

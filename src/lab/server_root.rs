@@ -48,7 +48,17 @@ pub struct ServerRoot<'a> {
     /// fstab's lines for `/` and `/boot/firmware`, by PARTUUID.
     pub root_partuuid: String,
     pub boot_partuuid: String,
+    /// Packages the OS lacks for serving the lab (Raspberry Pi OS: the NFS server and its
+    /// dependencies), by file name, installed offline at the first boot.
+    pub debs: Vec<(String, Content)>,
 }
+
+/// Installs the packages the image carries, once, before the services that need them.
+const INSTALL_DEBS_UNIT: &str = "[Unit]\nDescription=Bramble server's first boot: install the NFS server from the image (offline)\n\
+After=local-fs.target\nBefore=nfs-server.service bramble.service\nConditionDirectoryNotEmpty=/var/cache/bramble/debs\n\n\
+[Service]\nType=oneshot\nRemainAfterExit=yes\nEnvironment=DEBIAN_FRONTEND=noninteractive\n\
+ExecStart=/bin/sh -c 'dpkg -i /var/cache/bramble/debs/*.deb && rm -f /var/cache/bramble/debs/*.deb'\n\
+ExecStartPost=-/usr/sbin/exportfs -ra\n\n[Install]\nWantedBy=multi-user.target\n";
 
 /// A system account for the daemon: uid and gid below 1000, the first free from 999 down.
 fn add_system_user(e: &mut Editor, name: &str) -> Result<u32> {
@@ -148,6 +158,20 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
         )
     };
     e.write("etc/fstab", new_fstab.as_bytes(), 0o644);
+    if !s.debs.is_empty() {
+        for (name, content) in &s.debs {
+            let mut node = Node::new(Kind::File(content.clone()), 0o644);
+            node.mtime = s.mtime;
+            e.mkdir("var/cache/bramble/debs", 0o755);
+            e.insert_node(&format!("var/cache/bramble/debs/{name}"), node);
+        }
+        e.write("etc/systemd/system/bramble-install-debs.service", INSTALL_DEBS_UNIT.as_bytes(), 0o644);
+        e.symlink(
+            "etc/systemd/system/multi-user.target.wants/bramble-install-debs.service",
+            "/etc/systemd/system/bramble-install-debs.service",
+        );
+        done.push(format!("{} packages to install at the first boot (the NFS server)", s.debs.len()));
+    }
     if let Some(exports) = &s.exports {
         e.write("etc/exports.d/bramble.exports", exports.as_bytes(), 0o644);
         done.push("NFS exports in /etc/exports.d/bramble.exports".into());

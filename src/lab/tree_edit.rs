@@ -122,6 +122,13 @@ impl<'a> Editor<'a> {
         self.tree.insert_with_parents(p, node, &self.dir);
     }
 
+    /// `node` at `path`, replacing what was there (parents made).
+    pub fn insert_node(&mut self, path: &str, node: Node) {
+        let p = Path::new(path);
+        self.tree.remove(p);
+        self.tree.insert_with_parents(p, node, &self.dir);
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) {
         let node = self.stamp(Kind::Symlink(PathBuf::from(target)), 0o777);
         let p = Path::new(path);
