@@ -77,6 +77,9 @@ const MASKED: &[&str] = &[
     "e2scrub_all.timer",
     "e2scrub_reap.service",
     "systemd-firstboot.service",
+    // SD-card-only: the bootloader update from /boot/firmware, the clock saved to the card.
+    "rpi-eeprom-update.service",
+    "fake-hwclock.service",
     // The server's own services, in a root the server image shares.
     "nfs-server.service",
     "nfs-kernel-server.service",
