@@ -2,8 +2,9 @@
 //! built from a recipe with a PC menu (its loaders come from Debian's packages through `bramble
 //! fetch`), `bramble serve` runs it, and each machine must reach the menu's kernel, whose
 //! initramfs prints a marker on the serial console. BIOS (SeaBIOS + iPXE ROM → pxelinux.0),
-//! UEFI (OVMF's own PXE → ipxe.efi → the iPXE menu over HTTP), UEFI HTTP Boot (no TFTP), and
-//! proxyDHCP beside a router (dnsmasq handing out addresses only).
+//! UEFI (OVMF's own PXE → ipxe.efi → the iPXE menu over HTTP, or → syslinux.efi and its menu),
+//! BIOS with iPXE (undionly.kpxe → the iPXE menu), UEFI HTTP Boot (no TFTP), and proxyDHCP beside
+//! a router (dnsmasq handing out addresses only).
 
 mod common;
 
@@ -16,10 +17,10 @@ use std::time::Duration;
 /// A machine boots to the marker well inside this under TCG (16–30 s measured).
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
 
-fn recipe(dhcp: &str, clients: &[(&str, &str)]) -> String {
+fn recipe(dhcp: &str, bios: &str, uefi: &str, clients: &[(&str, &str)]) -> String {
     let mut text = format!(
         "[lab]\nname = \"pxe-e2e\"\n\n# Built only if a client boots it, and this lab has only PCs with a menu.\n[os]\nsource = \"debian\"\n\n[server]\ninterface = \"br0\"\naddress = \"10.77.0.1/24\"\ndhcp = \"{dhcp}\"\n{}\n\
-         [pc]\nbios = \"pxelinux\"\nuefi = \"ipxe\"\ntimeout = 1\n\n\
+         [pc]\nbios = \"{bios}\"\nuefi = \"{uefi}\"\ntimeout = 1\n\n\
          [[menu]]\nlabel = \"Marker kernel\"\nkind = \"kernel\"\nfiles = [\"vmlinuz\", \"initrd.img\"]\n\
          append = \"console=ttyS0,115200 panic=-1 loglevel=4\"\n\n\
          [[menu]]\nlabel = \"Local disk\"\nkind = \"local\"\n",
@@ -51,11 +52,15 @@ fn build(work: &Path, recipe_text: &str, marker: &str) -> std::path::PathBuf {
 }
 
 fn boot(firmware: Firmware, dhcp: &str) {
+    boot_with(firmware, dhcp, "pxelinux", "ipxe");
+}
+
+fn boot_with(firmware: Firmware, dhcp: &str, bios: &str, uefi: &str) {
     let _one_at_a_time = qemu::serial_lock();
     let work = tempfile::tempdir().unwrap();
-    let marker = format!("BRAMBLE-E2E-{firmware:?}-{dhcp}-{}", std::process::id());
+    let marker = format!("BRAMBLE-E2E-{firmware:?}-{dhcp}-{bios}-{uefi}-{}", std::process::id());
     let mac = "52:54:00:77:00:10";
-    let lab = build(work.path(), &recipe(dhcp, &[("pc1", mac)]), &marker);
+    let lab = build(work.path(), &recipe(dhcp, bios, uefi, &[("pc1", mac)]), &marker);
     let ns = Netns::new(&format!("pxe{}", firmware as u8));
     qemu::bridge(&ns, &["tap0"]);
     let _router = (dhcp == "proxy").then(|| Router::start(&ns, work.path()));
@@ -123,4 +128,14 @@ fn uefi_http_boot_needs_no_tftp() {
 #[test]
 fn proxy_mode_beside_a_router() {
     boot(Firmware::Bios, "proxy");
+}
+
+#[test]
+fn bios_ipxe_loads_the_menu_over_http() {
+    boot_with(Firmware::Bios, "server", "ipxe", "ipxe");
+}
+
+#[test]
+fn uefi_syslinux_menu_boots_the_kernel() {
+    boot_with(Firmware::UefiPxe, "server", "pxelinux", "syslinux");
 }

@@ -32,7 +32,10 @@ fn clean(label: &str) -> String {
 
 /// `pxelinux.cfg/default` (BIOS, pxelinux.0) or its UEFI twin (syslinux.efi reads the same
 /// file name). The timeout is in tenths of a second; 0 waits for a key, so "boot at once" is 1.
+/// File names take syslinux's `::` prefix, "from the TFTP root": without it syslinux.efi puts
+/// its own folder in front of even a name that starts with `/`.
 pub fn syslinux(title: &str, entries: &[Placed], timeout_secs: u32, firmware: Firmware) -> String {
+    let root = |name: &str| format!("::{name}");
     let mut out = String::new();
     out.push_str("# Written by bramble build from the recipe's [[menu]]; edits are lost at the next build.\n");
     out.push_str("UI menu.c32\nPROMPT 0\n");
@@ -45,9 +48,10 @@ pub fn syslinux(title: &str, entries: &[Placed], timeout_secs: u32, firmware: Fi
             (MenuKind::Local, Firmware::Bios) => "  LOCALBOOT 0\n".to_string(),
             (MenuKind::Local, Firmware::Efi64) | (MenuKind::Iso, Firmware::Efi64) => continue,
             (MenuKind::Kernel, _) => {
-                let mut b = format!("  KERNEL {}\n", placed.tftp[0]);
+                let mut b = format!("  KERNEL {}\n", root(&placed.tftp[0]));
                 if placed.tftp.len() > 1 {
-                    b.push_str(&format!("  INITRD {}\n", placed.tftp[1..].join(",")));
+                    let initrds: Vec<String> = placed.tftp[1..].iter().map(|t| root(t)).collect();
+                    b.push_str(&format!("  INITRD {}\n", initrds.join(",")));
                 }
                 if let Some(a) = &e.append {
                     b.push_str(&format!("  APPEND {a}\n"));
@@ -56,13 +60,13 @@ pub fn syslinux(title: &str, entries: &[Placed], timeout_secs: u32, firmware: Fi
             }
             (MenuKind::Iso, Firmware::Bios) => format!(
                 "  KERNEL memdisk\n  INITRD {}\n  APPEND {}\n",
-                placed.tftp[0],
+                root(&placed.tftp[0]),
                 e.append.as_deref().unwrap_or("iso raw")
             ),
             // pxelinux hands a PXE program to the firmware with pxechn; syslinux.efi loads an
             // EFI program as a kernel.
-            (MenuKind::Chain, Firmware::Bios) => format!("  COM32 pxechn.c32\n  APPEND {}\n", placed.tftp[0]),
-            (MenuKind::Chain, Firmware::Efi64) => format!("  KERNEL {}\n", placed.tftp[0]),
+            (MenuKind::Chain, Firmware::Bios) => format!("  COM32 pxechn.c32\n  APPEND {}\n", root(&placed.tftp[0])),
+            (MenuKind::Chain, Firmware::Efi64) => format!("  KERNEL {}\n", root(&placed.tftp[0])),
         };
         let label = format!("e{}", i + 1);
         if first {
@@ -220,10 +224,10 @@ mod tests {
         assert!(text.contains("TIMEOUT 50\n"));
         assert!(text.contains("DEFAULT e1\n"));
         assert!(text.contains("LABEL e1\n  MENU LABEL Local disk\n  LOCALBOOT 0\n"));
-        assert!(text.contains("  KERNEL /menu/2/vmlinuz\n  INITRD /menu/2/initrd.img\n  APPEND console=ttyS0\n"));
+        assert!(text.contains("  KERNEL ::/menu/2/vmlinuz\n  INITRD ::/menu/2/initrd.img\n  APPEND console=ttyS0\n"));
         assert!(text.contains("MENU LABEL Linux  test \n"), "{text}");
-        assert!(text.contains("  KERNEL memdisk\n  INITRD /menu/3/fd.iso\n  APPEND iso raw\n"));
-        assert!(text.contains("  COM32 pxechn.c32\n  APPEND /menu/4/n.efi\n"));
+        assert!(text.contains("  KERNEL memdisk\n  INITRD ::/menu/3/fd.iso\n  APPEND iso raw\n"));
+        assert!(text.contains("  COM32 pxechn.c32\n  APPEND ::/menu/4/n.efi\n"));
     }
 
     #[test]
