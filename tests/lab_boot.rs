@@ -10,28 +10,12 @@ mod common;
 
 use common::netns::{Netns, NsDaemon};
 use common::qemu::{self, Firmware, Vm};
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Two arm64 machines under TCG on two cores: firmware, 40 MB over TFTP, then systemd.
 const BOOT_LIMIT: Duration = Duration::from_secs(900);
-
-const MARKER_UNIT: &str = "[Unit]\nDescription=Bramble end-to-end marker\n\n[Service]\nType=simple\n\
-ExecStart=/usr/local/bin/bramble-e2e-marker\n\n[Install]\nWantedBy=multi-user.target\n";
-
-/// Waits for multi-user, then reports what the test checks on the console.
-const MARKER_SCRIPT: &str = r#"#!/bin/sh
-for i in $(seq 1 600); do
-    [ "$(systemctl is-active multi-user.target)" = active ] && break
-    sleep 1
-done
-if touch /var/log/bramble-e2e 2>/dev/null; then varlog=writable; else varlog=readonly; fi
-if touch /bramble-e2e 2>/dev/null; then root=writable; else root=readonly; fi
-for i in $(seq 1 60); do [ "$(systemctl is-active ssh)" = active ] && break; sleep 1; done
-echo "BRAMBLE-E2E host=$(hostname) multi-user=$(systemctl is-active multi-user.target) root=$root varlog=$varlog ssh=$(systemctl is-active ssh)" >/dev/console
-"#;
 
 fn recipe(macs: &[(&str, &str)]) -> String {
     let mut text = String::from(
@@ -44,22 +28,6 @@ fn recipe(macs: &[(&str, &str)]) -> String {
         ));
     }
     text
-}
-
-fn write_overlay(dir: &Path) {
-    let client = dir.join("overlay/client");
-    let unit = client.join("etc/systemd/system/bramble-e2e.service");
-    std::fs::create_dir_all(unit.parent().unwrap().join("multi-user.target.wants")).unwrap();
-    std::fs::write(&unit, MARKER_UNIT).unwrap();
-    symlink(
-        "/etc/systemd/system/bramble-e2e.service",
-        unit.parent().unwrap().join("multi-user.target.wants/bramble-e2e.service"),
-    )
-    .unwrap();
-    let script = client.join("usr/local/bin/bramble-e2e-marker");
-    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-    std::fs::write(&script, MARKER_SCRIPT).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// rpcbind and nfs-ganesha in `ns`, exporting `root` read-only over NFSv3 and v4; in a private
@@ -122,7 +90,7 @@ fn two_machines_boot_one_shared_root() {
     let dir = work.path();
     let machines = [("vm1", "52:54:00:77:00:21"), ("vm2", "52:54:00:77:00:22")];
     std::fs::write(dir.join("lab.toml"), recipe(&machines)).unwrap();
-    write_overlay(dir);
+    common::marker::write_overlay(dir);
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/bramble-cache");
     common::bramble()
         .arg("build")
@@ -150,7 +118,7 @@ fn two_machines_boot_one_shared_root() {
         .map(|((_, mac), tap)| Vm::start(&ns, tap, Firmware::Arm64Uefi, mac, 1024, dir))
         .collect();
     for ((name, _), vm) in machines.iter().zip(vms.iter_mut()) {
-        let want = format!("BRAMBLE-E2E host={name} multi-user=active root=readonly varlog=writable ssh=active");
+        let want = common::marker::expected(name);
         let ok = vm.wait_for(&[&want], BOOT_LIMIT);
         assert!(
             ok,

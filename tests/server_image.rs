@@ -11,7 +11,7 @@ use common::http::HttpServer;
 use common::netns::Netns;
 use common::qemu::{self, Firmware, Vm};
 use common::*;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -29,11 +29,6 @@ fn cross_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-const MARKER_UNIT: &str = "[Unit]\nDescription=Bramble end-to-end marker\n\n[Service]\nType=simple\n\
-ExecStart=/usr/local/bin/bramble-e2e-marker\n\n[Install]\nWantedBy=multi-user.target\n";
-const MARKER_SCRIPT: &str = "#!/bin/sh\nfor i in $(seq 1 600); do [ \"$(systemctl is-active multi-user.target)\" = active ] && break; sleep 1; done\n\
-echo \"BRAMBLE-E2E host=$(hostname) multi-user=$(systemctl is-active multi-user.target)\" >/dev/console\n";
-
 fn recipe() -> String {
     format!(
         "[lab]\nname = \"srv-e2e\"\noverlays = [\"overlay\"]\n\n[os]\nsource = \"debian\"\n\n\
@@ -42,18 +37,6 @@ fn recipe() -> String {
          [[client]]\nname = \"node1\"\nmodel = \"pi4\"\nserial = \"00000001\"\n\n\
          [[client]]\nname = \"vm1\"\nmodel = \"pc\"\nmac = \"{CLIENT_MAC}\"\nboot = \"os\"\ncmdline = \"console=ttyAMA0\"\n"
     )
-}
-
-fn write_overlay(dir: &Path) {
-    let client = dir.join("overlay/client");
-    let units = client.join("etc/systemd/system");
-    std::fs::create_dir_all(units.join("multi-user.target.wants")).unwrap();
-    std::fs::write(units.join("bramble-e2e.service"), MARKER_UNIT).unwrap();
-    symlink("/etc/systemd/system/bramble-e2e.service", units.join("multi-user.target.wants/bramble-e2e.service")).unwrap();
-    let script = client.join("usr/local/bin/bramble-e2e-marker");
-    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-    std::fs::write(&script, MARKER_SCRIPT).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 struct Built {
@@ -88,7 +71,7 @@ fn built() -> &'static Built {
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("lab.toml"), recipe()).unwrap();
-        write_overlay(dir.path());
+        common::marker::write_overlay(dir.path());
         let b = Built { dir: dir.path().to_path_buf(), _dir: dir, daemon, _site: site };
         build_into(&b, "a");
         b
@@ -269,7 +252,7 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
         std::thread::sleep(Duration::from_secs(2));
     }
     let mut client = Vm::start(&ns, "tap1", Firmware::Arm64Uefi, CLIENT_MAC, 1024, work.path());
-    let ok = client.wait_for(&["BRAMBLE-E2E host=vm1 multi-user=active"], Duration::from_secs(900));
+    let ok = client.wait_for(&[&common::marker::expected("vm1")], Duration::from_secs(900));
     let tail: Vec<String> = server_log().lines().rev().take(60).map(str::to_string).collect();
     assert!(ok, "the client did not boot from the server image.\nclient:\n{}\nserver:\n{}", client.tail(60), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
 }

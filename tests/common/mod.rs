@@ -7,6 +7,7 @@ pub mod deb_archive;
 pub mod http;
 pub mod http_daemon;
 pub mod image;
+pub mod marker;
 pub mod netns;
 pub mod pcboot;
 pub mod qemu;
