@@ -35,9 +35,28 @@ pub struct Args {
     /// SOURCE_DATE_EPOCH]. A Pi applies a network update only if it is newer than its own.
     #[arg(long, value_name = "SECONDS|now")]
     eeprom_timestamp: Option<String>,
+    /// Also write the flashable server image: OUT/server.img(.xz, .bmap, .sha256), server.json
+    #[arg(long)]
+    server_image: bool,
+    /// The bramble binary for aarch64 that goes into the server image [default: what `just
+    /// cross` builds, target/cross/aarch64-unknown-linux-gnu/release/bramble]
+    #[arg(long, value_name = "FILE", requires = "server_image")]
+    daemon: Option<PathBuf>,
+    /// The server image's partition table: `mbr` (every Pi) or `gpt` (Pi 4 and 5 only)
+    #[arg(long, value_enum, default_value_t = TableArg::Mbr, requires = "server_image")]
+    table: TableArg,
     #[command(flatten)]
     inputs: InputArgs,
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum TableArg {
+    Mbr,
+    Gpt,
+}
+
+/// Where `just cross` puts the aarch64 daemon.
+const CROSS_DAEMON: &str = "target/cross/aarch64-unknown-linux-gnu/release/bramble";
 
 /// Every timestamp of the build: SOURCE_DATE_EPOCH, else the recipe's, else the OS release date,
 /// else a fixed date (so the same inputs always give the same bytes).
@@ -149,6 +168,57 @@ fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs, debs: &
     }
 }
 
+/// For a Raspberry Pi OS server image: the NFS server packages its release lacks, resolved
+/// against the image's dpkg status, pinned in the lock beside the recipe's other inputs.
+fn server_debs(
+    recipe: &Recipe,
+    plan: &Plan,
+    fetched: &FetchedInputs,
+    args: &InputArgs,
+    quiet: bool,
+) -> Result<Vec<(String, Content)>> {
+    let Some(os) = plan.os.as_ref() else { return Ok(Vec::new()) };
+    let release = crate::lab::nfsroot::os_release(&os.root)?;
+    if !release.raspios {
+        return Ok(Vec::new());
+    }
+    let Some(os_input) = find(fetched, inputs::OS) else { return Ok(Vec::new()) };
+    let status = crate::lab::tree_edit::read_bytes(&os.root, Path::new("var/lib/dpkg/status"))
+        .context("the Raspberry Pi OS image has no /var/lib/dpkg/status")?;
+    let dl = crate::fetch::download::Downloader::new(args.mirrors(), quiet)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let debs = runtime.block_on(crate::fetch::server_debs::pin(
+        &fetched.outcome.lock.inputs,
+        &os_input.input.sha256,
+        &release.codename,
+        &status,
+        &recipe.debian,
+        &fetched.cache,
+        &dl,
+        args.offline(),
+        args.locked(),
+    ))?;
+    // Pin what was resolved now beside the recipe's other inputs.
+    let mut lock = fetched.outcome.lock.clone();
+    let before = lock.inputs.len();
+    for d in &debs {
+        if !lock.inputs.iter().any(|i| i.name == d.input.name && i.from == d.input.from) {
+            lock.inputs.retain(|i| i.name != d.input.name);
+            lock.inputs.push(d.input.clone());
+        }
+    }
+    if lock.inputs.len() != before || lock != fetched.outcome.lock {
+        crate::output::write_file(&fetched.lock_path, lock.to_text().as_bytes())?;
+    }
+    let mut out = Vec::new();
+    for d in debs {
+        let file = d.input.url.rsplit('/').next().unwrap_or(&d.input.name).to_string();
+        let len = std::fs::metadata(&d.path)?.len();
+        out.push((file, Content::new(Arc::new(HostFile { path: d.path, len }))));
+    }
+    Ok(out)
+}
+
 fn epoch_arg(arg: &Option<String>, epoch: u32) -> Result<u32> {
     match arg.as_deref() {
         None => Ok(epoch),
@@ -170,7 +240,23 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
     let epoch = build_epoch(&recipe, find(&fetched, inputs::OS))?;
     let mtime = Timestamp::from_secs(i64::from(epoch));
-    let os = if recipe.needs_os() { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    let os = if recipe.needs_os() || args.server_image { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    // The server image's daemon is checked before the long work, not after it.
+    let daemon = if args.server_image {
+        let path = args.daemon.clone().unwrap_or_else(|| PathBuf::from(CROSS_DAEMON));
+        let len = std::fs::metadata(&path)
+            .with_context(|| {
+                format!("the server image needs bramble built for aarch64 at {}: run `just cross`, or give --daemon FILE", path.display())
+            })?
+            .len();
+        let mut head = vec![0u8; 64];
+        std::io::Read::read_exact(&mut std::fs::File::open(&path)?, &mut head)
+            .with_context(|| format!("{} is not a program", path.display()))?;
+        crate::lab::server_root::check_aarch64(&head).with_context(|| path.display().to_string())?;
+        Some(Content::new(Arc::new(HostFile { path, len })))
+    } else {
+        None
+    };
     let mut releases = Vec::new();
     for chip in recipe.models().into_iter().filter_map(|m| m.eeprom_chip()) {
         let read = |kind: &str| -> Result<Vec<u8>> {
@@ -216,6 +302,36 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         return Ok(());
     }
     let emitted = emit(&plan, &args.out, &recipe.lab.name, &name, EmitOptions { unpack: args.unpack })?;
+    if let Some(daemon) = daemon {
+        let debs = server_debs(&recipe, &plan, &fetched, &args.inputs, quiet)?;
+        let overlays: Vec<PathBuf> = recipe.lab.overlays.iter().map(|o| recipe_dir.join(o)).collect();
+        let table = match args.table {
+            TableArg::Mbr => crate::lab::server_image::Table::Mbr,
+            TableArg::Gpt => crate::lab::server_image::Table::Gpt,
+        };
+        let parts = crate::lab::server_image::assemble(&plan, &recipe, daemon, &overlays, table, mtime, debs)?;
+        for step in &parts.steps {
+            writeln!(out, "  {step}")?;
+        }
+        let files = crate::lab::emit_image::write(&parts, &args.out, &recipe.lab.name, i64::from(epoch), quiet)?;
+        writeln!(
+            out,
+            "wrote {} ({:.0} MiB), {} ({:.0} MiB), {}, {}",
+            files.img.display(),
+            files.img_size as f64 / (1 << 20) as f64,
+            files.xz.display(),
+            files.xz_size as f64 / (1 << 20) as f64,
+            files.bmap.display(),
+            files.json.display()
+        )?;
+        writeln!(
+            out,
+            "next: flash {} to the server's SD card (Raspberry Pi Imager: \"Use custom\"; or `bmaptool copy {} /dev/sdX`), boot it on the lab network",
+            files.xz.display(),
+            files.xz.display()
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "wrote {} ({} files, {:.1} MiB) and {}",

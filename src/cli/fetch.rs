@@ -105,6 +105,18 @@ pub fn fetch(args: FetchArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+impl InputArgs {
+    pub fn mirrors(&self) -> Vec<Mirror> {
+        self.mirror.clone()
+    }
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+}
+
 /// A recipe's inputs, pinned in its lock and present in the cache.
 pub struct FetchedInputs {
     pub outcome: resolve::Outcome,

@@ -8,6 +8,7 @@
 pub mod daemon_toml;
 pub mod eeprom;
 pub mod emit;
+pub mod emit_image;
 pub mod ids;
 pub mod menu;
 pub mod nfsroot;

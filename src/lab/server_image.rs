@@ -34,11 +34,9 @@ pub struct ServerParts {
     pub steps: Vec<String>,
 }
 
+/// A GUID as Linux shows it in `PARTUUID=` (the bytes in text order, as `uuid::Uuid` holds them).
 fn guid_text(g: &[u8; 16]) -> String {
-    // GPT stores the first three fields little-endian; the text form is big-endian.
-    let h = crate::digest::hex(&[g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6]]);
-    let t = crate::digest::hex(&g[8..]);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &t[..4], &t[4..])
+    uuid::Uuid::from_bytes(*g).hyphenated().to_string()
 }
 
 fn text_file(t: &mut Tree, name: &str, text: String, mtime: Timestamp) {
@@ -158,8 +156,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guid_text_is_the_mixed_endian_form() {
-        let g = [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
+    fn guid_text_is_in_byte_order() {
+        let g = [0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
         assert_eq!(guid_text(&g), "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
     }
 }
