@@ -5,6 +5,8 @@
 pub mod ext4;
 pub mod fat;
 pub mod fat_reader;
+pub mod fat_repair;
+pub mod fat_size;
 pub mod mbr;
 pub mod partition;
 pub mod xz;
