@@ -49,7 +49,10 @@ fn boot_tree(reversed: bool) -> Tree {
             1 => 4096,
             _ => (i as usize * 137) % 40_000,
         };
-        nodes.push((format!("overlays/overlay-number-{i:03}-with-a-long-name.dtbo"), file(pseudo_random(len, i), 1_690_000_000 + i as i64)));
+        nodes.push((
+            format!("overlays/overlay-number-{i:03}-with-a-long-name.dtbo"),
+            file(pseudo_random(len, i), 1_690_000_000 + i as i64),
+        ));
     }
     nodes.push(("overlays/README".into(), file(b"overlays live here\n".to_vec(), 1_690_000_000)));
     nodes.push(("a".into(), dir(1_680_000_000)));
@@ -71,7 +74,14 @@ fn boot_tree(reversed: bool) -> Tree {
 }
 
 fn spec(size_bytes: u64, bytes_per_cluster: u32) -> Fat32Spec {
-    Fat32Spec { label: "BOOTFS".into(), volume_id: 0x1b2c_3d4e, size_bytes, bytes_per_cluster, hidden_sectors: 16384, timestamp: WHEN }
+    Fat32Spec {
+        label: "BOOTFS".into(),
+        volume_id: 0x1b2c_3d4e,
+        size_bytes,
+        bytes_per_cluster,
+        hidden_sectors: 16384,
+        timestamp: WHEN,
+    }
 }
 
 fn mtools(program: &str, args: &[&str]) -> String {

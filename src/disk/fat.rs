@@ -119,7 +119,9 @@ fn check_name(path: &Path) -> Result<&str> {
     let Some(name) = name else {
         bail!("{}: FAT names must be UTF-8", path.display());
     };
-    if let Some(c) = name.chars().find(|&c| !(c.is_ascii_alphanumeric() || !c.is_ascii() || NAME_PUNCTUATION.contains(c))) {
+    if let Some(c) =
+        name.chars().find(|&c| !(c.is_ascii_alphanumeric() || !c.is_ascii() || NAME_PUNCTUATION.contains(c)))
+    {
         bail!("{}: FAT names cannot hold {c:?}; rename it", path.display());
     }
     if name.chars().any(|c| c > '\u{FFFF}') {
@@ -157,7 +159,11 @@ pub(super) fn fat_items(tree: &Tree, max_time: i64) -> Result<Vec<FatItem<'_>>> 
         }
         // Case-insensitive as fatfs compares names (Unicode upper case).
         if !names_in_dir.entry(parent).or_default().insert(name.to_uppercase()) {
-            bail!("{}: another name in {} differs only in case, which FAT cannot tell apart", path.display(), parent.display());
+            bail!(
+                "{}: another name in {} differs only in case, which FAT cannot tell apart",
+                path.display(),
+                parent.display()
+            );
         }
         let content = match &node.kind {
             Kind::Dir => None,
@@ -166,7 +172,11 @@ pub(super) fn fat_items(tree: &Tree, max_time: i64) -> Result<Vec<FatItem<'_>>> 
                 Some(Kind::File(content)) => Some(content),
                 _ => bail!("{}: hard link to {}, which is not a file in the tree", path.display(), target.display()),
             },
-            other => bail!("{}: a {} cannot be stored on FAT; leave it out of the boot tree", path.display(), kind_name(other)),
+            other => bail!(
+                "{}: a {} cannot be stored on FAT; leave it out of the boot tree",
+                path.display(),
+                kind_name(other)
+            ),
         };
         if let Some(content) = content
             && content.len() > MAX_FILE_SIZE
@@ -223,7 +233,11 @@ pub fn fat32_volume_tree(spec: &Fat32Spec, tree: &Tree) -> Result<Vec<u8>> {
         Err(RepairError::Entries { folder, planned, found }) => bail!(
             "folder {}: {planned} names went in but FAT holds {found}; two names collide on FAT \
              (a long name equal to another entry's 8.3 short name); rename one",
-            paths.get(folder).map_or("?".into(), |p| if p.as_os_str().is_empty() { "/".into() } else { p.display().to_string() })
+            paths.get(folder).map_or("?".into(), |p| if p.as_os_str().is_empty() {
+                "/".into()
+            } else {
+                p.display().to_string()
+            })
         ),
         Err(e) => return Err(e).context("repairing the folders fatfs wrote"),
     }
@@ -247,7 +261,8 @@ fn folder_plans<'t>(items: &[FatItem<'t>]) -> Result<(Vec<FolderPlan>, Vec<&'t P
                 Some(plans.len() - 1)
             }
         };
-        let parent = *index.get(item.parent).with_context(|| format!("{}: parent folder missing", item.path.display()))?;
+        let parent =
+            *index.get(item.parent).with_context(|| format!("{}: parent folder missing", item.path.display()))?;
         plans[parent].entries.push(entry);
     }
     Ok((plans, paths))
@@ -314,7 +329,8 @@ fn write_items(fs: &Fs<'_>, items: &[FatItem<'_>]) -> Result<()> {
     for item in items {
         let full = |what: &str| format!("{what} {} on the FAT volume (is it full?)", item.path.display());
         ENTRY_TIME.with(|t| t.set(fat_datetime(item.mtime).unwrap_or(EPOCH_DATE_TIME)));
-        let parent = dirs.get(item.parent).with_context(|| format!("{}: parent folder missing", item.path.display()))?;
+        let parent =
+            dirs.get(item.parent).with_context(|| format!("{}: parent folder missing", item.path.display()))?;
         match item.content {
             None => {
                 let dir = parent.create_dir(item.name).with_context(|| full("creating"))?;
@@ -322,7 +338,8 @@ fn write_items(fs: &Fs<'_>, items: &[FatItem<'_>]) -> Result<()> {
             }
             Some(content) => {
                 let mut file = parent.create_file(item.name).with_context(|| full("creating"))?;
-                let mut reader = content.open().with_context(|| format!("reading {} from its source", item.path.display()))?;
+                let mut reader =
+                    content.open().with_context(|| format!("reading {} from its source", item.path.display()))?;
                 let mut left = content.len();
                 while left > 0 {
                     let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));

@@ -208,7 +208,8 @@ pub fn repair_folders(volume: &mut [u8], folders: &[FolderPlan]) -> Result<usize
     // (folder cluster, plan index, the cluster its `..` must name); the root has no `..`.
     let mut pending = vec![(geometry.root_cluster, 0usize, None)];
     while let Some((cluster, index, parent)) = pending.pop() {
-        let plan = folders.get(index).ok_or(RepairError::Entries { folder: index, planned: 0, found: "some".into() })?;
+        let plan =
+            folders.get(index).ok_or(RepairError::Entries { folder: index, planned: 0, found: "some".into() })?;
         if !seen.insert(cluster) {
             return Err(RepairError::UnexpectedLayout { cluster });
         }
@@ -247,7 +248,9 @@ pub fn repair_folders(volume: &mut [u8], folders: &[FolderPlan]) -> Result<usize
                     pending.push((first_cluster(entry), *child, Some(children_parent)));
                 }
                 Some(None) if !is_folder => {}
-                Some(_) => return Err(mismatch(format!("a {} as entry {found}", if is_folder { "folder" } else { "file" }))),
+                Some(_) => {
+                    return Err(mismatch(format!("a {} as entry {found}", if is_folder { "folder" } else { "file" })));
+                }
                 None => return Err(mismatch(format!("more than {found}"))),
             }
             found += 1;
@@ -330,8 +333,8 @@ mod tests {
     #[test]
     fn fatfs_layout_is_compacted_and_dotdot_fixed() {
         let child = short(b"CHILD      ", 9);
-        let mut slots = [lfn(&DOT_NAME), short(&DOT_NAME, 5), lfn(&DOTDOT_NAME), short(&DOTDOT_NAME, 2), child, [0; SLOT]]
-            .concat();
+        let mut slots =
+            [lfn(&DOT_NAME), short(&DOT_NAME, 5), lfn(&DOTDOT_NAME), short(&DOTDOT_NAME, 2), child, [0; SLOT]].concat();
         assert_eq!(fix_dot_entries(&mut slots, 5, 0), Ok(true));
         assert_eq!(&slots[..SLOT], &short(&DOT_NAME, 5));
         assert_eq!(&slots[SLOT..2 * SLOT], &short(&DOTDOT_NAME, 0));

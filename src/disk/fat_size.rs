@@ -139,8 +139,12 @@ mod tests {
             };
             fat32_volume_tree(&spec, &t).unwrap_or_else(|e| panic!("{cluster}: {e:#}"));
             // And the estimate is not wasteful: within the minimum or 2% + 2 MiB of the data.
-            let data: u64 = refs.iter().map(|(_, l)| (*l as u64).div_ceil(u64::from(cluster)) * u64::from(cluster)).sum();
-            assert!(size <= (MIN_FAT32_CLUSTERS * u64::from(cluster) + (4 << 20)).max(data * 102 / 100 + (2 << 20)), "{size}");
+            let data: u64 =
+                refs.iter().map(|(_, l)| (*l as u64).div_ceil(u64::from(cluster)) * u64::from(cluster)).sum();
+            assert!(
+                size <= (MIN_FAT32_CLUSTERS * u64::from(cluster) + (4 << 20)).max(data * 102 / 100 + (2 << 20)),
+                "{size}"
+            );
         }
     }
 

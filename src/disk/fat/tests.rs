@@ -164,7 +164,10 @@ fn trees_read_back_with_their_times_and_bytes() {
     let d = root.open_dir("d").unwrap();
     let entries: Vec<_> = d.iter().map(|e| e.unwrap()).collect();
     let listed: Vec<(String, u64)> = entries.iter().map(|e| (e.file_name(), e.len())).collect();
-    assert_eq!(listed, [(".".into(), 0), ("..".into(), 0), ("e".into(), 0), ("empty".into(), 0), ("later.bin".into(), 3000)]);
+    assert_eq!(
+        listed,
+        [(".".into(), 0), ("..".into(), 0), ("e".into(), 0), ("empty".into(), 0), ("later.bin".into(), 3000)]
+    );
     let when = |name: &str| {
         let m = entries.iter().find(|e| e.file_name() == name).unwrap().modified();
         (m.date.year, m.date.month, m.date.day, m.time.hour, m.time.min)
