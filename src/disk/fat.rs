@@ -219,9 +219,12 @@ pub fn fat32_volume(spec: &Fat32Spec, files: &[(&str, &[u8])]) -> Result<Vec<u8>
     fat32_volume_tree(spec, &tree)
 }
 
-/// A formatted FAT32 volume of `spec.size_bytes` holding `tree`'s folders and files (see
-/// [`fat_items`] for what it refuses). Each entry carries its node's modification time,
-/// clamped to 1980 at the earliest and `spec.timestamp` at the latest.
+/// A formatted FAT32 volume of `spec.size_bytes` holding `tree`'s folders and files. Each
+/// entry carries its node's modification time, clamped to 1980 at the earliest and
+/// `spec.timestamp` at the latest; hard links become copies of their target. Refused, with the
+/// path named: symlinks, devices, FIFOs and sockets, names FAT cannot hold (non-UTF-8, `:*?"<>|\`
+/// and control characters, trailing dots or spaces, over 255 UTF-16 units), names that differ
+/// only in case or equal another entry's 8.3 short name, files of 4 GiB or more.
 ///
 /// The same spec and tree give the same bytes. `fsck.fat -n` finds the result clean.
 pub fn fat32_volume_tree(spec: &Fat32Spec, tree: &Tree) -> Result<Vec<u8>> {

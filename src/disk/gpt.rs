@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use uuid::Uuid;
 
+/// Logical sector size: LBAs count these.
 pub const SECTOR: u64 = 512;
 /// Entries in each array: the UEFI minimum (16 KiB), which every tool expects.
 const ENTRIES: u64 = 128;
@@ -23,9 +24,14 @@ pub const BACKUP_SECTORS: u64 = 1 + ENTRIES * 128 / SECTOR;
 /// A partition's name is 36 UTF-16 code units (UEFI §5.3.3, table 5.7).
 const NAME_UNITS: usize = 36;
 
-/// Partition type GUIDs (UEFI §5.3.3 table 5.8; the Discoverable Partitions Specification).
+/// Type GUID of an EFI system partition (a FAT where UEFI firmware looks for loaders; UEFI
+/// §5.3.3, table 5.8).
 pub const EFI_SYSTEM: Uuid = Uuid::from_u128(0xC12A7328_F81F_11D2_BA4B_00A0C93EC93B);
+/// Type GUID of a Microsoft basic data partition (a FAT or NTFS that Windows and macOS mount:
+/// a boot FAT users edit).
 pub const MICROSOFT_BASIC_DATA: Uuid = Uuid::from_u128(0xEBD0A0A2_B9E5_4433_87C0_68B6B72699C7);
+/// Type GUID of Linux filesystem data (the ext4 root; the Discoverable Partitions
+/// Specification).
 pub const LINUX_FILESYSTEM: Uuid = Uuid::from_u128(0x0FC63DAF_8483_4772_8E79_3D69D8477DE4);
 
 /// One partition's entry.

@@ -35,6 +35,7 @@ pub struct WrittenImage {
 }
 
 impl WrittenImage {
+    /// How many blocks hold data.
     pub fn mapped_blocks(&self) -> u64 {
         self.mapped.iter().map(|r| r.end - r.start).sum()
     }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
+/// Logical sector size: LBAs count these.
 pub const SECTOR: u64 = 512;
 
 /// The partition table scheme and its disk-wide id.
