@@ -42,6 +42,8 @@ setup:
         # The lab's end-to-end test: arm64 UEFI machines, a userspace NFS server, GRUB's checker.
         qemu-efi-aarch64 rpcbind grub-common arch-test
         gpgv debian-archive-keyring gnupg apt-utils zstd binutils
+        # The disk-image tests: bmaptool judges our bmaps, sgdisk our GPTs.
+        bmap-tools gdisk
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross
         rustc-web cargo-web libstd-rust-web-dev:arm64
     )

@@ -48,7 +48,7 @@ pub fn read_tar_file(path: &Path) -> Result<Tree> {
             }
         }
         let link = || -> Result<PathBuf> {
-            Ok(entry.link_name()?.map(|l| l.into_owned()).context("a link entry without a target")?)
+            entry.link_name()?.map(|l| l.into_owned()).context("a link entry without a target")
         };
         let kind = match header.entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {

@@ -157,7 +157,7 @@ pub fn assemble(
             "-E",
             &format!("hash_seed={ROOT_UUID},root_owner=0:0"),
             "-d",
-            path_str(&root_tar),
+            path_str(root_tar),
             path_str(&rootfs),
             &format!("{}k", root_size / 2),
         ],
