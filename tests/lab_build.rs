@@ -216,6 +216,20 @@ fn per_client_roots_are_writable_and_exported_each() {
         &["-tvf", path_str(&lab.join("clients/node1/root.tar")), "./etc/fstab", "./home/pi/.ssh/authorized_keys"],
     );
     assert!(listing.contains("1000/1000"), "the home is in place, owned by the user: {listing}");
+
+    // As root, --unpack writes the roots as folders with their owners.
+    bramble()
+        .args(["build", path_str(&d.join("lab.toml")), "-o", path_str(&d.join("u")), "--unpack"])
+        .args(["--cache", path_str(&d.join("cache"))])
+        .assert()
+        .success();
+    let root = d.join("u/lab/clients/node1/root");
+    let owners = tool_ok(
+        "stat",
+        &["-c", "%u:%g %a", path_str(&root.join("home/pi/.ssh/authorized_keys")), path_str(&root.join("etc/shadow"))],
+    );
+    assert_eq!(owners, "1000:1000 600\n0:42 640\n");
+    assert!(!d.join("u/lab/clients/node1/root.tar").exists());
 }
 
 #[test]
