@@ -137,3 +137,6 @@ bench: setup
     python3 benches/image_read.py target/release/bramble
     # What each client of a lab costs to build (1, 10, 100 Pi 4s), and two builds compared.
     python3 benches/lab_scale.py target/release/bramble
+    # The server image from a 2 GiB OS image, against decompressing the input and compressing the output.
+    daemon=$(just cross)
+    python3 benches/server_image.py target/release/bramble "$daemon"

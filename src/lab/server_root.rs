@@ -115,6 +115,8 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
     e.symlink("etc/systemd/system/multi-user.target.wants/bramble.service", "/etc/systemd/system/bramble.service");
     done.push(format!("bramble {} MiB for aarch64, user `bramble` ({id}), bramble.service enabled", bytes.len() >> 20));
 
+    // The boot partition is mounted over /boot/firmware: what the root holds there is hidden.
+    e.remove_matching("boot/firmware", |_| true);
     // The image's first boot makes the SSH host keys; the image holds none.
     e.remove_matching("etc/ssh", |n| n.starts_with("ssh_host_"));
     e.write("etc/machine-id", b"", 0o444);
@@ -199,7 +201,12 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
             tree.insert_with_parents(base.join(p), node, &dir);
         }
     }
-    done.push(format!("the lab in {SERVER_LAB_DIR}, {} client root(s) unpacked", s.roots.len()));
+    let (linked, bytes) = share_usr(tree, &lab_dir, &s.roots);
+    done.push(format!(
+        "the lab in {SERVER_LAB_DIR}, {} client root(s) unpacked; {linked} files of /usr ({} MiB) shared with the client root as hard links",
+        s.roots.len(),
+        bytes >> 20
+    ));
 
     let address = s.server.address.map(|n| format!("{}/{}", n.addr, n.prefix));
     let values = minijinja::context! {
@@ -215,6 +222,41 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
     let written = overlay::apply(tree, overlay::Target::Server, s.overlays, &values, s.mtime)?;
     done.push(format!("overlay: {} files", written.len()));
     Ok(done)
+}
+
+/// The server's /usr files that its unpacked client root holds unchanged become hard links to
+/// them, which halves the image when the server and its clients run the same OS. Only /usr:
+/// dpkg replaces files there by renaming a new one into place, so an upgrade on the server
+/// never reaches the clients' copy; a file edited in place (as /etc's are) would.
+fn share_usr(tree: &mut Tree, lab_dir: &Path, roots: &[(PathBuf, &Tree)]) -> (usize, u64) {
+    let (mut linked, mut bytes) = (0usize, 0u64);
+    let Some((at, client)) = roots.first() else { return (0, 0) };
+    let base = lab_dir.join(at);
+    let candidates: Vec<PathBuf> = tree
+        .paths_under(Path::new("usr"))
+        .filter(|p| matches!(tree.get(p).map(|n| &n.kind), Some(Kind::File(_))))
+        .cloned()
+        .collect();
+    for p in candidates {
+        let (Some(ours), Some(theirs)) = (tree.get(&p), client.get(&p)) else { continue };
+        let same = match (&ours.kind, &theirs.kind) {
+            (Kind::File(a), Kind::File(b)) => {
+                a.same_source(b) && ours.mode == theirs.mode && ours.uid == theirs.uid && ours.gid == theirs.gid && ours.xattrs == theirs.xattrs
+            }
+            _ => false,
+        };
+        if same {
+            // The client root's copy comes first in tree order (srv/ before usr/) and keeps the bytes.
+            if let Kind::File(c) = &ours.kind {
+                bytes += c.len();
+            }
+            let mut node = ours.clone();
+            node.kind = Kind::HardLink(base.join(&p));
+            tree.insert(p, node);
+            linked += 1;
+        }
+    }
+    (linked, bytes)
 }
 
 /// The server's kernel command line: the OS's own, its root on the image's second partition.

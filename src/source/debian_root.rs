@@ -52,13 +52,13 @@ pub struct DebianRootSpec {
 /// Written into the root before the packages are configured, so the kernel's postinst builds
 /// an initramfs that can mount the root from the network (clients: the Pi 3's USB Ethernet, the
 /// Pi 4's GENET and its PHY, virtio, NFS) or from a disk (the server: the Pi 3's and Pi 4's SD
-/// hosts, USB storage, virtio). A short module list rather than `MODULES=netboot` or `most`:
+/// hosts, USB storage, virtio, and ext4 itself). A short module list rather than `MODULES=netboot` or `most`:
 /// every module costs mkinitramfs several programs started through qemu-user, and netboot's
 /// hundreds took 15 of the 20 minutes here.
 const ESSENTIAL_HOOK: &str = "mkdir -p \"$1/etc/initramfs-tools/conf.d\" && \
     printf 'MODULES=list\\n' > \"$1/etc/initramfs-tools/conf.d/bramble.conf\" && \
     printf '%s\\n' virtio_net virtio_pci virtio_blk bcmgenet broadcom mdio_bcm_unimac dwc2 smsc95xx lan78xx \
-    nfsv3 sdhci_iproc bcm2835 usb_storage uas \
+    nfsv3 ext4 sdhci_iproc bcm2835 usb_storage uas \
     > \"$1/etc/initramfs-tools/modules\"";
 
 impl DebianRootSpec {

@@ -72,6 +72,12 @@ impl Content {
         self.0.open()
     }
 
+    /// Whether both are the very same bytes (one source, shared by cloned trees): equal
+    /// content without reading it.
+    pub fn same_source(&self, other: &Content) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// All of it, in memory (for small files: configs, scripts).
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len() as usize);
