@@ -22,7 +22,8 @@ const CLIENT_MAC: &str = "52:54:00:77:00:31";
 
 /// The aarch64 bramble, built the way CI builds it.
 fn cross_binary() -> PathBuf {
-    let out = Command::new("just").arg("cross").current_dir(env!("CARGO_MANIFEST_DIR")).stderr(Stdio::inherit()).output();
+    let out =
+        Command::new("just").arg("cross").current_dir(env!("CARGO_MANIFEST_DIR")).stderr(Stdio::inherit()).output();
     let out = out.expect("`just cross` (install just: pip install rust-just)");
     assert!(out.status.success(), "just cross failed");
     let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -66,7 +67,10 @@ fn built() -> &'static Built {
             let dir = eeprom_fixtures().join(format!("firmware-{}/default", r.chip.number()));
             for f in [r.image, r.recovery] {
                 let file = f.url.rsplit('/').next().unwrap();
-                site.put(&format!("/rpi-eeprom{}", f.url.strip_prefix(RPI_EEPROM).unwrap()), std::fs::read(dir.join(file)).unwrap());
+                site.put(
+                    &format!("/rpi-eeprom{}", f.url.strip_prefix(RPI_EEPROM).unwrap()),
+                    std::fs::read(dir.join(file)).unwrap(),
+                );
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -85,7 +89,18 @@ fn partition(img: &Path, n: usize, to: &Path) -> PathBuf {
     let p = &json["partitiontable"]["partitions"][n - 1];
     let (start, size) = (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap());
     let out = to.join(format!("p{n}.img"));
-    tool_ok("dd", &[&format!("if={}", path_str(img)), &format!("of={}", path_str(&out)), "bs=512", &format!("skip={start}"), &format!("count={size}"), "conv=sparse", "status=none"]);
+    tool_ok(
+        "dd",
+        &[
+            &format!("if={}", path_str(img)),
+            &format!("of={}", path_str(&out)),
+            "bs=512",
+            &format!("skip={start}"),
+            &format!("count={size}"),
+            "conv=sparse",
+            "status=none",
+        ],
+    );
     out
 }
 
@@ -124,10 +139,14 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
     let config = work.path().join("daemon.toml");
     std::fs::write(&config, debugfs(&root, "cat /etc/bramble/daemon.toml")).unwrap();
     let toml = std::fs::read_to_string(&config).unwrap();
-    assert!(toml.contains("lab = \"/srv/bramble\"") && toml.contains("lease_file = \"/var/lib/bramble/leases.toml\""), "{toml}");
+    assert!(
+        toml.contains("lab = \"/srv/bramble\"") && toml.contains("lease_file = \"/var/lib/bramble/leases.toml\""),
+        "{toml}"
+    );
     let exports = String::from_utf8(debugfs(&root, "cat /etc/exports.d/bramble.exports")).unwrap();
     assert!(exports.contains("/srv/bramble/os/debian-bookworm-arm64/root 10.77.0.0/24(ro"), "{exports}");
-    let listing = String::from_utf8_lossy(&debugfs(&root, "ls -l /srv/bramble/os/debian-bookworm-arm64/root/etc")).into_owned();
+    let listing =
+        String::from_utf8_lossy(&debugfs(&root, "ls -l /srv/bramble/os/debian-bookworm-arm64/root/etc")).into_owned();
     assert!(listing.contains("fstab") && listing.contains("passwd"), "{listing}");
     assert!(!debugfs(&root, "ls /srv/bramble/clients/node1").is_empty());
 
@@ -141,8 +160,12 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
     let lab = work.path().join("srv");
     std::fs::create_dir_all(&lab).unwrap();
     let check_config = work.path().join("check.toml");
-    std::fs::write(&check_config, toml.replace("lab = \"/srv/bramble\"", &format!("lab = {:?}", path_str(&lab)))).unwrap();
-    let checked = tool_ok("qemu-aarch64", &["-L", "/usr/aarch64-linux-gnu", path_str(&bin), "serve", "--config", path_str(&check_config), "--check"]);
+    std::fs::write(&check_config, toml.replace("lab = \"/srv/bramble\"", &format!("lab = {:?}", path_str(&lab))))
+        .unwrap();
+    let checked = tool_ok(
+        "qemu-aarch64",
+        &["-L", "/usr/aarch64-linux-gnu", path_str(&bin), "serve", "--config", path_str(&check_config), "--check"],
+    );
     assert!(checked.contains("ok: lab") && checked.contains("dhcp server"), "{checked}");
 
     // The units pass systemd's own checks, and the daemon's is locked down.
@@ -180,12 +203,19 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
 
     // The compressed image, its map, its checksums.
     tool_ok("xz", &["-t", path_str(&out.join("server.img.xz"))]);
-    let sums = Command::new("sha256sum").arg("-c").arg("server.img.sha256").arg("server.img.xz.sha256").current_dir(&out).output().unwrap();
+    let sums = Command::new("sha256sum")
+        .arg("-c")
+        .arg("server.img.sha256")
+        .arg("server.img.xz.sha256")
+        .current_dir(&out)
+        .output()
+        .unwrap();
     assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
     let copy = work.path().join("copy.img");
     tool_ok("bmaptool", &["copy", "--bmap", path_str(&out.join("server.img.bmap")), path_str(&img), path_str(&copy)]);
     assert!(Command::new("cmp").arg(&img).arg(&copy).status().unwrap().success());
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("server.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("server.json")).unwrap()).unwrap();
     let entry = &json["os_list"][0];
     assert_eq!(entry["extract_sha256"].as_str().unwrap(), sha256_of(&std::fs::read(&img).unwrap()));
 
@@ -205,7 +235,14 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
     let boot = b.dir.join("a/lab/os/debian-bookworm-arm64/boot");
     let config = std::fs::read_to_string(boot.join("config.txt")).unwrap();
     let kernel = config.lines().find_map(|l| l.strip_prefix("kernel=")).unwrap().trim().to_string();
-    let initrd = config.lines().find_map(|l| l.strip_prefix("initramfs ")).unwrap().split_whitespace().next().unwrap().to_string();
+    let initrd = config
+        .lines()
+        .find_map(|l| l.strip_prefix("initramfs "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let table = tool_ok("sfdisk", &["-d", path_str(&b.dir.join("a/server.img"))]);
     let label = table.lines().find_map(|l| l.strip_prefix("label-id: 0x")).unwrap().trim().to_string();
 
@@ -219,7 +256,20 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
     let serial = work.path().join("server-serial.log");
     let mut server = ns
         .command("qemu-system-aarch64")
-        .args(["-accel", "tcg", "-machine", "virt", "-cpu", "cortex-a72", "-m", "1536", "-smp", "1", "-nographic", "-no-reboot"])
+        .args([
+            "-accel",
+            "tcg",
+            "-machine",
+            "virt",
+            "-cpu",
+            "cortex-a72",
+            "-m",
+            "1536",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(boot.join(&kernel))
         .arg("-initrd")
@@ -248,11 +298,20 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
     let server_log = || qemu::clean(&std::fs::read(&serial).unwrap_or_default());
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     while !server_log().contains("Started bramble.service") {
-        assert!(std::time::Instant::now() < deadline, "the server image did not start bramble.service:\n{}", server_log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server image did not start bramble.service:\n{}",
+            server_log()
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
     let mut client = Vm::start(&ns, "tap1", Firmware::Arm64Uefi, CLIENT_MAC, 1024, work.path());
     let ok = client.wait_for(&[&common::marker::expected("vm1")], Duration::from_secs(900));
     let tail: Vec<String> = server_log().lines().rev().take(60).map(str::to_string).collect();
-    assert!(ok, "the client did not boot from the server image.\nclient:\n{}\nserver:\n{}", client.tail(60), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    assert!(
+        ok,
+        "the client did not boot from the server image.\nclient:\n{}\nserver:\n{}",
+        client.tail(60),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
 }

@@ -240,13 +240,17 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
     let epoch = build_epoch(&recipe, find(&fetched, inputs::OS))?;
     let mtime = Timestamp::from_secs(i64::from(epoch));
-    let os = if recipe.needs_os() || args.server_image { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    let os =
+        if recipe.needs_os() || args.server_image { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
     // The server image's daemon is checked before the long work, not after it.
     let daemon = if args.server_image {
         let path = args.daemon.clone().unwrap_or_else(|| PathBuf::from(CROSS_DAEMON));
         let len = std::fs::metadata(&path)
             .with_context(|| {
-                format!("the server image needs bramble built for aarch64 at {}: run `just cross`, or give --daemon FILE", path.display())
+                format!(
+                    "the server image needs bramble built for aarch64 at {}: run `just cross`, or give --daemon FILE",
+                    path.display()
+                )
             })?
             .len();
         let mut head = vec![0u8; 64];

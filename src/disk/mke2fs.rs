@@ -43,7 +43,9 @@ fn uuid_text(u: &[u8; 16]) -> String {
 /// The version of `mke2fs`, e.g. (1, 47, 2); an error says what to install when it is missing.
 pub fn version() -> Result<(u32, u32, u32)> {
     let out = Command::new("mke2fs").arg("-V").output().map_err(|e| {
-        anyhow::anyhow!("cannot run mke2fs ({e}): install e2fsprogs 1.47.1 or newer (Debian 12: from bookworm-backports)")
+        anyhow::anyhow!(
+            "cannot run mke2fs ({e}): install e2fsprogs 1.47.1 or newer (Debian 12: from bookworm-backports)"
+        )
     })?;
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let v = text.split_whitespace().nth(1).unwrap_or("");
@@ -130,7 +132,11 @@ pub fn make(tree: &Tree, spec: &Ext4Spec, out: &Path) -> Result<()> {
     let stdin = child.stdin.take().context("mke2fs's stdin")?;
     let writer = std::thread::scope(|scope| {
         let feeding = scope.spawn(move || -> std::io::Result<()> {
-            let mut done = write_tar(tree, std::io::BufWriter::with_capacity(1 << 20, stdin), TarOptions { mtime_limit: Some(spec.timestamp) })?;
+            let mut done = write_tar(
+                tree,
+                std::io::BufWriter::with_capacity(1 << 20, stdin),
+                TarOptions { mtime_limit: Some(spec.timestamp) },
+            )?;
             done.flush()
         });
         let output = child.wait_with_output();

@@ -52,8 +52,9 @@ pub async fn pin(
         let installed = status::parse(dpkg_status).context("reading the image's /var/lib/dpkg/status")?;
         let mut indexes = ArchiveIndexes::new();
         let index = indexes.index(dl, cache, &archive, "arm64").await?;
-        let added = closure::closure(index, SERVER_PACKAGES, &installed, "arm64")
-            .with_context(|| format!("resolving {} against {} {}", SERVER_PACKAGES.join(", "), archive.mirror, suite))?;
+        let added = closure::closure(index, SERVER_PACKAGES, &installed, "arm64").with_context(|| {
+            format!("resolving {} against {} {}", SERVER_PACKAGES.join(", "), archive.mirror, suite)
+        })?;
         for a in added {
             let e = a.entry;
             inputs.push(LockedInput {

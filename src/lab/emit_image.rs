@@ -63,7 +63,11 @@ pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: boo
         timestamp: mtime,
     };
     if !quiet {
-        tracing::info!("making the root filesystem ({:.0} MiB, {} entries) with mke2fs", mib(root_size), parts.root.len());
+        tracing::info!(
+            "making the root filesystem ({:.0} MiB, {} entries) with mke2fs",
+            mib(root_size),
+            parts.root.len()
+        );
     }
     mke2fs::make(&parts.root, &root_spec, &root_file).context("making the root partition")?;
 
@@ -91,7 +95,12 @@ pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: boo
     let layout = DiskLayout {
         table,
         partitions: vec![
-            DiskPartition { start_lba: BOOT_START / 512, size_bytes: boot_size, data: PartitionData::Bytes(boot), entry: boot_entry },
+            DiskPartition {
+                start_lba: BOOT_START / 512,
+                size_bytes: boot_size,
+                data: PartitionData::Bytes(boot),
+                entry: boot_entry,
+            },
             DiskPartition {
                 start_lba: root_start / 512,
                 size_bytes: root_size,
@@ -121,7 +130,10 @@ pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: boo
 
     for (path, sha) in [(&img, &summary.input_sha256), (&xz, &summary.output_sha256)] {
         let file = path.file_name().expect("named").to_string_lossy().into_owned();
-        crate::output::write_file(&path.with_file_name(format!("{file}.sha256")), format!("{sha}  {file}\n").as_bytes())?;
+        crate::output::write_file(
+            &path.with_file_name(format!("{file}.sha256")),
+            format!("{sha}  {file}\n").as_bytes(),
+        )?;
     }
     let entry = imager::ImagerEntry::for_compressed_image(
         &format!("Bramble lab server: {name}"),

@@ -70,7 +70,11 @@ fn add_system_user(e: &mut Editor, name: &str) -> Result<u32> {
     let used = |text: &str| -> Vec<u32> { text.lines().filter_map(|l| l.split(':').nth(2)?.parse().ok()).collect() };
     let (uids, gids) = (used(&passwd), used(&group));
     let id = (100..1000).rev().find(|i| !uids.contains(i) && !gids.contains(i)).unwrap_or(999);
-    e.write("etc/passwd", format!("{passwd}{name}:x:{id}:{id}:Bramble boot daemon:/var/lib/bramble:/usr/sbin/nologin\n").as_bytes(), 0o644);
+    e.write(
+        "etc/passwd",
+        format!("{passwd}{name}:x:{id}:{id}:Bramble boot daemon:/var/lib/bramble:/usr/sbin/nologin\n").as_bytes(),
+        0o644,
+    );
     e.write("etc/group", format!("{group}{name}:x:{id}:\n").as_bytes(), 0o644);
     if let Ok(shadow) = e.text("etc/shadow") {
         e.write("etc/shadow", format!("{shadow}{name}:!:19000::::::\n").as_bytes(), 0o640);
@@ -120,7 +124,10 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
     // The image's first boot makes the SSH host keys; the image holds none.
     e.remove_matching("etc/ssh", |n| n.starts_with("ssh_host_"));
     e.write("etc/machine-id", b"", 0o444);
-    e.symlink("etc/systemd/system/sysinit.target.wants/bramble-firstboot.service", "/etc/systemd/system/bramble-firstboot.service");
+    e.symlink(
+        "etc/systemd/system/sysinit.target.wants/bramble-firstboot.service",
+        "/etc/systemd/system/bramble-firstboot.service",
+    );
     let user = &s.server.user;
     let mut keys = s.server.ssh_keys.join("\n");
     if !keys.is_empty() {
@@ -130,8 +137,14 @@ pub fn convert(root: &mut Tree, s: &ServerRoot) -> Result<Vec<String>> {
     if !s.raspios {
         // Debian's root has no user; Raspberry Pi OS makes its first user from userconf.txt.
         super::nfsroot::add_user_to(&mut e, user, &s.server.ssh_keys, false)?;
-        e.symlink("etc/systemd/system/multi-user.target.wants/systemd-networkd.service", "/lib/systemd/system/systemd-networkd.service");
-        e.symlink("etc/systemd/system/sockets.target.wants/systemd-networkd.socket", "/lib/systemd/system/systemd-networkd.socket");
+        e.symlink(
+            "etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            "/lib/systemd/system/systemd-networkd.service",
+        );
+        e.symlink(
+            "etc/systemd/system/sockets.target.wants/systemd-networkd.socket",
+            "/lib/systemd/system/systemd-networkd.socket",
+        );
         e.symlink(
             "etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service",
             "/lib/systemd/system/systemd-networkd-wait-online.service",
@@ -241,7 +254,11 @@ fn share_usr(tree: &mut Tree, lab_dir: &Path, roots: &[(PathBuf, &Tree)]) -> (us
         let (Some(ours), Some(theirs)) = (tree.get(&p), client.get(&p)) else { continue };
         let same = match (&ours.kind, &theirs.kind) {
             (Kind::File(a), Kind::File(b)) => {
-                a.same_source(b) && ours.mode == theirs.mode && ours.uid == theirs.uid && ours.gid == theirs.gid && ours.xattrs == theirs.xattrs
+                a.same_source(b)
+                    && ours.mode == theirs.mode
+                    && ours.uid == theirs.uid
+                    && ours.gid == theirs.gid
+                    && ours.xattrs == theirs.xattrs
             }
             _ => false,
         };
@@ -304,7 +321,10 @@ mod tests {
             "proc /proc proc defaults 0 0\nPARTUUID=abcd0123-01 /boot/firmware vfat defaults 0 2\nPARTUUID=abcd0123-02 / ext4 defaults,noatime 0 1\n"
         );
         assert_eq!(
-            server_cmdline("console=tty1 root=PARTUUID=1b2c3d4e-02 rootfstype=ext4 fsck.repair=yes rootwait", "abcd0123-02"),
+            server_cmdline(
+                "console=tty1 root=PARTUUID=1b2c3d4e-02 rootfstype=ext4 fsck.repair=yes rootwait",
+                "abcd0123-02"
+            ),
             "console=tty1 fsck.repair=yes rootwait root=PARTUUID=abcd0123-02 rootfstype=ext4"
         );
     }

@@ -25,7 +25,8 @@ pub fn write_overlay(dir: &Path) {
     let units = dir.join("overlay/client/etc/systemd/system");
     std::fs::create_dir_all(units.join("multi-user.target.wants")).unwrap();
     std::fs::write(units.join("bramble-e2e.service"), UNIT).unwrap();
-    symlink("/etc/systemd/system/bramble-e2e.service", units.join("multi-user.target.wants/bramble-e2e.service")).unwrap();
+    symlink("/etc/systemd/system/bramble-e2e.service", units.join("multi-user.target.wants/bramble-e2e.service"))
+        .unwrap();
     let script = dir.join("overlay/client/usr/local/bin/bramble-e2e-marker");
     std::fs::create_dir_all(script.parent().unwrap()).unwrap();
     std::fs::write(&script, SCRIPT).unwrap();
