@@ -78,12 +78,14 @@ setup:
     echo "setup: ok (e2fsprogs $e2fs, $(/usr/bin/rustc --version) for the aarch64 build)"
 
 # Build a lab: the built-in default (Raspberry Pi OS Lite, four Pi 4s on proxyDHCP), or
-# `just lab recipe=recipes/debian.toml`. Fetches its inputs, writes out/lab and out/manifest.json.
+# `just lab recipe=recipes/debian.toml`. Fetches its inputs, writes out/lab, out/manifest.json
+# and the flashable server image out/server.img.xz (with the aarch64 daemon from `just cross`).
 lab recipe="": setup
     #!/usr/bin/env bash
     set -euo pipefail
+    daemon=$(just cross)
     cargo build --locked --release >&2
-    target/release/bramble build {{recipe}} -o out
+    target/release/bramble build {{recipe}} -o out --server-image --daemon "$daemon"
 
 # Everything: unit, property, integration and end-to-end tests (installs what they need first).
 test: setup

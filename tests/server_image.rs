@@ -168,8 +168,13 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
     );
     assert!(checked.contains("ok: lab") && checked.contains("dhcp server"), "{checked}");
 
-    // The units pass systemd's own checks, and the daemon's is locked down.
+    // The units pass systemd's own checks against the image's own systemd units (the default
+    // dependencies such as sysinit.target must resolve), and the daemon's is locked down.
     let units = work.path().join("units");
+    let lib = units.join("usr/lib/systemd");
+    std::fs::create_dir_all(&lib).unwrap();
+    debugfs(&root, &format!("rdump /usr/lib/systemd/system {}", path_str(&lib)));
+    assert!(lib.join("system/sysinit.target").exists(), "the image has no sysinit.target");
     for unit in ["bramble.service", "bramble-firstboot.service"] {
         let path = units.join("etc/systemd/system").join(unit);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
