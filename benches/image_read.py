@@ -54,6 +54,14 @@ def fill_root(root):
         n += 1
 
 
+def fill_boot(boot):
+    """40 MiB of incompressible kernels, as a Pi OS boot partition carries."""
+    r = random.Random(5)
+    for i in range(20):
+        with open(os.path.join(boot, f"kernel{i}.img"), "wb") as f:
+            f.write(r.randbytes(2 * MIB))
+
+
 def make_image():
     os.makedirs(DATA, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=DATA) as work:
@@ -63,10 +71,7 @@ def make_image():
         os.makedirs(boot)
         print("bench: making the 2 GiB test image (once; several minutes)", file=sys.stderr)
         fill_root(root)
-        r = random.Random(5)
-        for i in range(20):
-            with open(os.path.join(boot, f"kernel{i}.img"), "wb") as f:
-                f.write(r.randbytes(2 * MIB))
+        fill_boot(boot)
         boot_start, boot_size = 16384, 512 * 2048  # sectors: 8 MiB, 512 MiB
         root_start = boot_start + boot_size
         root_size = (2 * GIB // 512) - root_start - 2048

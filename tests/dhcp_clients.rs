@@ -238,24 +238,12 @@ fn dhclient_leases_in_server_mode() {
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let lease_db = work.path().join("dhclient.leases");
     let pid = work.path().join("dhclient.pid");
-    let out = lab
-        .client
-        .command("timeout")
-        .args([
-            "30",
-            "dhclient",
-            "-1",
-            "-v",
-            "-sf",
-            path_str(&hook),
-            "-lf",
-            path_str(&lease_db),
-            "-pf",
-            path_str(&pid),
-            "eth0",
-        ])
-        .output()
-        .unwrap();
+    // dhclient with our hook, lease database and pid file, bounded by `timeout`.
+    let dhclient = |secs: &str, mode: &[&str]| {
+        let files = ["-sf", path_str(&hook), "-lf", path_str(&lease_db), "-pf", path_str(&pid), "eth0"];
+        lab.client.command("timeout").args([secs, "dhclient"]).args(mode).args(files).output().unwrap()
+    };
+    let out = dhclient("30", &["-1", "-v"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "dhclient: {stderr}");
     assert!(stderr.contains("DHCPACK of 10.77.0.7 from 10.77.0.1"), "{stderr}");
@@ -277,23 +265,7 @@ fn dhclient_leases_in_server_mode() {
     .into_owned();
     assert!(addr.contains("10.77.0.7/24"), "{addr}");
     // Release it; dhclient -r sends a DHCPRELEASE.
-    let out = lab
-        .client
-        .command("timeout")
-        .args([
-            "20",
-            "dhclient",
-            "-r",
-            "-sf",
-            path_str(&hook),
-            "-lf",
-            path_str(&lease_db),
-            "-pf",
-            path_str(&pid),
-            "eth0",
-        ])
-        .output()
-        .unwrap();
+    let out = dhclient("20", &["-r"]);
     assert!(out.status.success(), "dhclient -r: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(_daemon.wait_log("outcome=released 10.77.0.7", 1).len(), 1, "{:#?}", _daemon.log());
 }
