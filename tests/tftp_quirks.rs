@@ -150,9 +150,14 @@ fn pi_probe_then_early_terminate_then_the_same_port_asks_again() {
     assert_eq!(blocks, [1, 2, 3, 4, 5]);
     // Nothing more comes: the abort was final.
     assert!(pi.recv(Duration::from_millis(1500)).is_none());
+    // The two transfers run in their own tasks, so their log lines come in either order; and
+    // the probe's ERROR and the new request reach different sockets, so which one ends the
+    // probe first is the scheduler's choice.
     let log = daemon.wait_log("file=start4.elf", 2);
-    assert!(log[0].contains("outcome=\"ended by client: error 0 \\\"Early terminate\\\"\""), "{}", log[0]);
-    assert!(log[1].contains("outcome=\"complete\""), "{}", log[1]);
+    let ended =
+        ["outcome=\"ended by client: error 0 \\\"Early terminate\\\"\"", "outcome=\"replaced by a new request\""];
+    assert!(log.iter().any(|l| ended.iter().any(|e| l.contains(e))), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("outcome=\"complete\"")), "{log:#?}");
 }
 
 #[test]
@@ -171,9 +176,10 @@ fn a_repeated_request_replaces_the_running_transfer() {
     assert_eq!(bytes, pattern(3000));
     // The old transfer is gone: its port no longer answers for it.
     c.send(&ack(1), tid);
-    assert!(c.recv(Duration::from_millis(1500)).is_none_or(|(p, _)| opcode(&p) == 5));
+    let late = c.recv(Duration::from_millis(1500));
+    assert!(late.as_ref().is_none_or(|(p, _)| opcode(p) == 5), "{late:?} (old {tid}, new {tid2}) {:#?}", daemon.log());
     let log = daemon.wait_log("file=kernel8.img", 2);
-    assert!(log.iter().any(|l| l.contains("outcome=\"cancelled\"")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("outcome=\"replaced by a new request\"")), "{log:?}");
     assert!(log.iter().any(|l| l.contains("outcome=\"complete\"")), "{log:?}");
 }
 

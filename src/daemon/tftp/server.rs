@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -43,10 +43,19 @@ struct Request {
     options: Vec<(String, String)>,
 }
 
+struct Running {
+    id: u64,
+    abort: AbortHandle,
+    /// Set before the abort. A task that the abort finds in the middle of a poll runs on until
+    /// it next waits, and a packet already queued on its socket would otherwise be answered in
+    /// that time: the old transfer checks this before it sends anything.
+    replaced: Arc<AtomicBool>,
+}
+
 #[derive(Default)]
 struct Registry {
     /// The transfer each client address and port has running.
-    by_peer: HashMap<SocketAddr, (u64, AbortHandle)>,
+    by_peer: HashMap<SocketAddr, Running>,
     per_ip: HashMap<IpAddr, usize>,
     total: usize,
     last_refusal_log: Option<Instant>,
@@ -79,7 +88,7 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut reg = self.shared.registry.lock().expect("registry lock");
-        if reg.by_peer.get(&self.peer).is_some_and(|(id, _)| *id == self.id) {
+        if reg.by_peer.get(&self.peer).is_some_and(|r| r.id == self.id) {
             reg.by_peer.remove(&self.peer);
         }
         reg.total -= 1;
@@ -177,9 +186,10 @@ impl TftpServer {
         let mut reg = shared.registry.lock().expect("registry lock");
         // The same address and port asking again (a Pi after "Early terminate", a client that
         // lost our first reply) means the old transfer is over.
-        if let Some((_, old)) = reg.by_peer.remove(&d.peer) {
+        if let Some(old) = reg.by_peer.remove(&d.peer) {
             debug!(peer = %d.peer, "tftp: a new request replaces the transfer in progress");
-            old.abort();
+            old.replaced.store(true, Ordering::Release);
+            old.abort.abort();
         }
         let from_ip = reg.per_ip.get(&d.peer.ip()).copied().unwrap_or(0);
         if reg.total >= shared.config.max_transfers || from_ip >= shared.config.max_per_client {
@@ -196,17 +206,19 @@ impl TftpServer {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Slot { shared: shared.clone(), peer: d.peer, id };
         let task_shared = shared.clone();
+        let replaced = Arc::new(AtomicBool::new(false));
+        let task_replaced = replaced.clone();
         // The registry lock is held until the task is registered, so its Slot cannot run first.
         let task = tokio::spawn(async move {
             let _slot = slot;
-            serve(task_shared, request, d).await;
+            serve(task_shared, request, d, task_replaced).await;
         });
-        reg.by_peer.insert(d.peer, (id, task.abort_handle()));
+        reg.by_peer.insert(d.peer, Running { id, abort: task.abort_handle(), replaced });
     }
 }
 
 /// One transfer, start to log line.
-async fn serve(shared: Arc<Shared>, request: Request, d: Datagram) {
+async fn serve(shared: Arc<Shared>, request: Request, d: Datagram, replaced: Arc<AtomicBool>) {
     let file = String::from_utf8_lossy(&request.filename).into_owned();
     let mut log = TransferLog {
         peer: d.peer,
@@ -218,6 +230,7 @@ async fn serve(shared: Arc<Shared>, request: Request, d: Datagram) {
         retransmitted: 0,
         started: Instant::now(),
         outcome: None,
+        replaced,
     };
     let socket = match UdpSocket::bind(SocketAddr::new(d.local, 0)).await {
         Ok(s) => s,
@@ -340,6 +353,9 @@ async fn run(
             }
             _ = &mut timer => transfer.on_timeout(Instant::now()),
         };
+        if log.replaced.load(Ordering::Acquire) {
+            break;
+        }
         if let Err(e) = send(socket, d.peer, &content, actions, &mut out).await {
             return format!("send failed: {e}");
         }
@@ -350,6 +366,7 @@ async fn run(
         Some(Outcome::Complete) => "complete".into(),
         Some(Outcome::ClientError { code, message }) => format!("ended by client: error {code} {message:?}"),
         Some(Outcome::TimedOut) => "client stopped answering".into(),
+        None if log.replaced.load(Ordering::Acquire) => REPLACED.into(),
         None => "unfinished".into(),
     }
 }
@@ -402,11 +419,18 @@ struct TransferLog {
     /// Unset if the task was cancelled: a new request from the same port replaced it, or the
     /// server is stopping.
     outcome: Option<String>,
+    replaced: Arc<AtomicBool>,
 }
+
+const REPLACED: &str = "replaced by a new request";
 
 impl Drop for TransferLog {
     fn drop(&mut self) {
-        let outcome = self.outcome.as_deref().unwrap_or("cancelled");
+        let outcome = match &self.outcome {
+            Some(outcome) => outcome.as_str(),
+            None if self.replaced.load(Ordering::Acquire) => REPLACED,
+            None => "cancelled",
+        };
         info!(
             peer = %self.peer,
             client = self.client.as_deref().unwrap_or("-"),
