@@ -30,18 +30,6 @@ const DISK_GUID: &str = "5c1d5e0a-3b0c-4d6e-9f11-2a3b4c5d6e7f";
 const BOOT_GUID: &str = "6a9f0c1e-1111-4222-8333-944455556666";
 const ROOT_GUID: &str = "7b8e1d2f-aaaa-4bbb-8ccc-dddd0000eeee";
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 struct Fixture {
     dir: tempfile::TempDir,
     boot: Vec<u8>,

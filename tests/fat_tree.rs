@@ -15,18 +15,6 @@ use std::time::Instant;
 
 const WHEN: i64 = 1_700_000_000; // 2023-11-14 22:13:20 UTC
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// The boot-partition-like tree; `reversed` inserts the same nodes in the opposite order.
 fn boot_tree(reversed: bool) -> Tree {
     let mut nodes: Vec<(String, Node)> = Vec::new();

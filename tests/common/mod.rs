@@ -183,3 +183,16 @@ pub fn sha256_of(bytes: &[u8]) -> String {
     std::fs::write(&p, bytes).unwrap();
     tool_ok("sha256sum", &[path_str(&p)]).split_whitespace().next().unwrap().to_string()
 }
+
+/// Incompressible, reproducible bytes (xorshift64): file contents for the image tests.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
