@@ -1,9 +1,10 @@
 //! `bramble serve` DHCP against real clients, in network namespaces each test creates: busybox
 //! udhcpc (a lease in server mode; a Pi-shaped DISCOVER in proxy mode), ISC dhclient (server
 //! mode), and scapy (tests/scripts/dhcp_client.py) for the exact shapes of Pi 3/4/5 DISCOVERs and
-//! the Pi 4's REQUEST without option 60, a PXE ROM on port 4011, a relay, malformed packets, a
-//! request on another interface, and 50 clients keeping their addresses over a restart.
-//! Needs root (namespaces, port 67).
+//! the Pi 4's REQUEST without option 60 (answered only when it names us, as dnsmasq in Raspberry
+//! Pi's proxy set-up, run here as the reference, leaves the router's REQUEST alone), a PXE ROM on
+//! port 4011, a relay, malformed packets, a request on another interface, and 50 clients keeping
+//! their addresses over a restart. Needs root (namespaces, port 67).
 
 mod common;
 
@@ -294,7 +295,9 @@ fn scapy_pi_3_4_5_shapes_in_proxy_and_server_mode() {
         } else {
             assert_eq!(yiaddr, [10, 77, 0, 100]);
         }
-        // Pi 4 (big-endian FourCC) and Pi 5 (little-endian), then the Pi 4's REQUEST: no 60, 93, 97.
+        // Pi 4 (big-endian FourCC) and Pi 5 (little-endian), then the Pi 4's REQUEST: no 60, 93, 97;
+        // it names us (in proxy mode, as a client with no router would; the router's REQUEST is
+        // `proxy_mode_leaves_the_routers_requests_to_the_router_as_dnsmasq_does`).
         for (mac, guid) in [
             ("dc:a6:32:00:00:04", pi_guid(b'4', 0x1234_5678, false)),
             ("2c:cf:67:00:00:05", pi_guid(b'5', 0x8765_4321, true)),
@@ -319,6 +322,96 @@ fn scapy_pi_3_4_5_shapes_in_proxy_and_server_mode() {
             "{class_lines:#?}"
         );
     }
+}
+
+/// dnsmasq with Raspberry Pi's documented proxy configuration (network-boot-raspberry-pi.adoc:
+/// `dhcp-range=<broadcast>,proxy`, `pxe-service=0,"Raspberry Pi Boot"`), the set-up real Pis are
+/// known to boot from, on the lab side of `lab`; killed on drop.
+struct ReferenceProxy {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl ReferenceProxy {
+    fn start(lab: &Lab, dir: &Path) -> ReferenceProxy {
+        let conf = dir.join("dnsmasq.conf");
+        let log = dir.join("dnsmasq.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "port=0\ndhcp-range=10.77.0.255,proxy\nlog-dhcp\nenable-tftp\ntftp-root={}\npxe-service=0,\"Raspberry Pi Boot\"\ninterface=veth0\nbind-interfaces\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = lab
+            .server
+            .command("dnsmasq")
+            .args(["--keep-in-foreground", "--user=root", "--group=root"])
+            .arg(format!("--conf-file={}", conf.display()))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .arg(format!("--log-facility={}", log.display()))
+            .spawn()
+            .expect("dnsmasq (`just setup` installs dnsmasq-base)");
+        let proxy = ReferenceProxy { child, log };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&proxy.log).unwrap_or_default().contains("DHCP, proxy on subnet") {
+            assert!(std::time::Instant::now() < until, "dnsmasq did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        proxy
+    }
+}
+
+impl Drop for ReferenceProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Pi 4 beside a router: it takes the router's address, so its REQUEST names the router
+/// (option 54) and asks for the router's address (50). That is the router's to ACK: dnsmasq in
+/// Raspberry Pi's proxy set-up stays silent, and so must bramble (RFC 2131 §4.3.2). bramble
+/// still ACKs a REQUEST that names it.
+#[test]
+fn proxy_mode_leaves_the_routers_requests_to_the_router_as_dnsmasq_does() {
+    let work = tempfile::tempdir().unwrap();
+    let root = tftp_root(work.path());
+    let lab = Lab::new("proxyreq");
+    let mac = "dc:a6:32:00:00:61";
+    let guid = pi_guid(b'4', 0x6161_6161, false);
+    let router: [u8; 4] = [10, 77, 0, 254];
+    let request = |server: Option<[u8; 4]>| {
+        let mut r = vec![format!("mac={mac}"), "xid=0x6161".into(), opt(53, &[3]), opt(50, &[10, 77, 0, 123])];
+        r.extend(server.map(|s| opt(54, &s)));
+        r.push(opt(55, &[1, 3, 43, 60, 66, 67]));
+        r
+    };
+    let shapes = [
+        ("the DISCOVER", pi_discover(mac, 0x6161, &guid, false)),
+        ("the REQUEST naming the router", request(Some(router))),
+        ("a REQUEST naming no server", request(None)),
+    ];
+    let answered = |shapes: &[(&str, Vec<String>)]| -> Vec<usize> {
+        shapes.iter().map(|(_, args)| scapy(&lab, "eth0", args).len()).collect()
+    };
+    let reference = {
+        let _dnsmasq = ReferenceProxy::start(&lab, work.path());
+        answered(&shapes)
+    };
+    assert_eq!(reference, [1, 0, 0], "dnsmasq: replies to {:?}", shapes.map(|s| s.0));
+    let daemon = NsDaemon::start(
+        &lab.server,
+        &["--interface", "veth0", "--dhcp", "proxy", "--answer", "pis", "--tftp-root", &root],
+    );
+    assert_eq!(answered(&shapes), reference, "bramble answers as dnsmasq does: {:#?}", daemon.log());
+    assert_eq!(daemon.wait_log("outcome=ignored: it chose server 10.77.0.254", 1).len(), 1, "{:#?}", daemon.log());
+    // One that names us is ours: an ACK with boot information and no address.
+    let seen = scapy(&lab, "eth0", &request(Some(SERVER)));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_pi_reply(&seen[0].payload, 5, None);
+    assert_eq!(&seen[0].payload[16..20], &[0; 4]);
 }
 
 #[test]

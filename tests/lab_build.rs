@@ -248,3 +248,71 @@ fn a_model_the_os_cannot_boot_is_named() {
     build(d, &server2, "a").code(1).stderr(predicates::str::contains("bcm2712-rpi-5-b.dtb (needed by pi5)"));
     assert!(!d.join("a/lab").exists(), "a failed build writes no lab");
 }
+
+/// TFTP_PREFIX = 1: the bootloader asks for `<TFTP_PREFIX_STR><file>`. One lab-wide string would
+/// send every Pi to one folder, so the build refuses it as validate does; each client with its
+/// own string gets its own files, fetched here by tftp-hpa from `bramble serve` on the lab.
+#[test]
+fn tftp_prefix_strings_route_each_client_to_its_own_folder() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = server.url("/pi.img.xz");
+    let recipe = |node2: &str, node3: &str| {
+        format!(
+            "[lab]\nname = \"prefixes\"\n\n[os]\nurl = \"{url}\"\nsha256 = \"{sha}\"\n\n[server]\nssh_keys = [\"{KEY}\"]\n\n\
+             [eeprom]\nTFTP_PREFIX = 1\nTFTP_PREFIX_STR = \"lab/\"\n\n\
+             [[client]]\nname = \"node1\"\nmodel = \"pi4\"\nserial = \"d9780558\"\n\n\
+             [[client]]\nname = \"node2\"\nmodel = \"pi4\"\nserial = \"0000000a\"\n{node2}\n\
+             [[client]]\nname = \"node3\"\nmodel = \"pi5\"\nserial = \"0000000b\"\n{node3}\n\
+             [[client]]\nname = \"old\"\nmodel = \"pi3\"\nserial = \"12345678\"\n"
+        )
+    };
+    // The lab-wide string alone: validate and build both refuse, at the setting, with the fix.
+    std::fs::write(d.join("lab.toml"), recipe("", "")).unwrap();
+    let lab_toml = d.join("lab.toml");
+    let out = bramble().args(["validate", path_str(&lab_toml)]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("error: clients `node1`, `node2` and `node3` all ask for their files under `lab/`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("--> {}:13:19", lab_toml.display())), "{stderr}");
+    assert!(stderr.contains("TFTP_PREFIX_STR = \"lab/node2/\" for `node2`"), "{stderr}");
+    build(d, &server, "refused").code(1).stderr(predicates::str::contains("has errors; run `bramble validate"));
+    assert!(!d.join("refused").exists(), "a refused recipe builds nothing");
+
+    // Each its own folder (node1 keeps the lab-wide one).
+    let own = |s: &str| format!("[client.eeprom]\nTFTP_PREFIX_STR = \"{s}\"\n");
+    std::fs::write(d.join("lab.toml"), recipe(&own("lab/node2/"), &own("rack/3/"))).unwrap();
+    build(d, &server, "a").success();
+    let lab = d.join("a/lab");
+    let daemon = Daemon::start(&["--config", path_str(&lab.join("daemon.toml")), "--dhcp", "off"]);
+    let got = d.join("got");
+    let fetch = |name: &str| {
+        let _ = std::fs::remove_file(&got);
+        let out = tool("tftp", &["127.0.0.1", &daemon.port(), "-m", "binary", "-c", "get", name, path_str(&got)]);
+        assert!(out.status.success() && got.exists(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(&got).unwrap()
+    };
+    for (name, client) in
+        [("lab/", "node1"), ("lab/node2/", "node2"), ("rack/3/", "node3"), ("RACK/3/", "node3"), ("12345678/", "old")]
+    {
+        let cmdline = String::from_utf8(fetch(&format!("{name}cmdline.txt"))).unwrap();
+        assert!(cmdline.trim_end().ends_with(&format!("systemd.hostname={client}")), "{name}: {cmdline}");
+    }
+    // Each Pi's bootloader update carries its own string, so it keeps asking there.
+    for (name, client) in [("lab/node2/", "node2"), ("rack/3/", "node3")] {
+        let upd = fetch(&format!("{name}pieeprom.upd"));
+        assert_eq!(upd, std::fs::read(lab.join(format!("clients/{client}/pieeprom.upd"))).unwrap());
+        let setting = format!("TFTP_PREFIX_STR={name}");
+        assert_eq!(
+            tool_ok("grep", &["-c", "-a", "-F", &setting, path_str(&got)]).trim(),
+            "1",
+            "{client}'s update sets {setting}"
+        );
+    }
+    // The shared firmware under any client's folder.
+    assert_eq!(fetch("rack/3/start4.elf"), std::fs::read(os_dir(&lab).join("boot/start4.elf")).unwrap());
+}

@@ -30,15 +30,19 @@ fn boot(mode: &str, firmware: &str) {
     if mode == "proxy" {
         // The address came from the other server; bramble only added the boot information.
         assert!(stdout.contains("outcome=offer (proxy)"), "{stdout}");
-        let acks: usize = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("lan dnsmasq acks: "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
+        let acks = count(&stdout, "lan dnsmasq acks: ");
         assert!(acks >= 1, "dnsmasq gave no address: {stdout}");
+        // Its REQUEST for that address names dnsmasq; only dnsmasq answers it (RFC 2131 §4.3.2).
+        assert_eq!(count(&stdout, "bramble proxy acks: "), 0, "bramble ACKed a REQUEST for the router: {stdout}");
+        assert!(count(&stdout, "bramble left to the router: ") >= 1, "{stdout}");
     } else {
         assert!(stdout.contains("outcome=ack 10.77.0.150"), "{stdout}");
     }
+}
+
+/// The number the script printed after `label`.
+fn count(stdout: &str, label: &str) -> usize {
+    stdout.lines().find_map(|l| l.strip_prefix(label)).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
 }
 
 #[test]

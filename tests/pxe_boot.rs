@@ -74,6 +74,12 @@ fn boot_with(firmware: Firmware, dhcp: &str, bios: &str, uefi: &str) {
         vm.tail(40),
         daemon.log().join("\n")
     );
+    if dhcp == "proxy" {
+        // The firmware's REQUEST for the router's address names the router: only it answers.
+        let log = daemon.log();
+        assert!(!log.iter().any(|l| l.contains("outcome=ack (proxy)")), "bramble ACKed the router's REQUEST: {log:#?}");
+        assert!(!daemon.wait_log("outcome=ignored: it chose server 10.77.0.2", 1).is_empty(), "{log:#?}");
+    }
 }
 
 /// The lab network's own router: dnsmasq handing out addresses and no boot information, in a

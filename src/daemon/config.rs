@@ -254,8 +254,9 @@ impl DaemonConfig {
             let d = Diagnostic::error(e.span(), e.message().to_string()).help("see docs/daemon.md for the format");
             anyhow::anyhow!("{}invalid daemon configuration", render(&[d], text, name, false))
         })?;
-        config.routes()?;
+        // Shared MACs and serials first: they say more than the prefix they also share.
         config.known_clients()?;
+        config.routes()?;
         config.boot.check().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         if let Some(dhcp) = &config.dhcp
             && dhcp.mode == Mode::Server
@@ -360,6 +361,17 @@ impl DaemonConfig {
             for dir in &dirs {
                 check_inside(dir, &format!("client {name}: folder"))?;
             }
+            for prefix in &prefixes {
+                let folder = prefix.join("/").to_ascii_lowercase();
+                if let Some(other) =
+                    routes.clients.iter().find(|r| r.prefixes.iter().any(|p| p.join("/").eq_ignore_ascii_case(&folder)))
+                {
+                    bail!(
+                        "clients {} and {name} both ask for their files under `{folder}/`: the server could not tell their requests apart; give each its own serial, mac or prefix",
+                        other.name
+                    );
+                }
+            }
             routes.clients.push(ClientRoute { name: name.clone(), prefixes, dirs });
         }
         Ok(routes)
@@ -446,6 +458,10 @@ dirs = ["clients/node2", "shared"]
         assert!(err("lab = \"x\"\n[boot]\nipxe = \"{http}/{name}\"\n").contains("unknown placeholder `{name}`"));
         let twice = "lab = \"x\"\n[[client]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nos = \"p\"\n[[client]]\nname = \"b\"\nmac = \"02-00-00-00-00-01\"\nos = \"p\"\n";
         assert!(err(twice).contains("clients a and b both have MAC 02:00:00:00:00:01"));
+        let shared = "lab = \"x\"\n[[client]]\nname = \"a\"\nprefix = \"lab/\"\nos = \"p\"\n[[client]]\nname = \"b\"\nprefix = \"LAB\"\nos = \"p\"\n";
+        assert!(err(shared).contains("clients a and b both ask for their files under `lab/`"), "{}", err(shared));
+        let serial = "lab = \"x\"\n[[client]]\nname = \"a\"\nserial = \"0000000a\"\nos = \"p\"\n[[client]]\nname = \"b\"\nprefix = \"0000000A/\"\nos = \"p\"\n";
+        assert!(err(serial).contains("clients a and b both ask for their files under `0000000a/`"), "{}", err(serial));
         assert!(
             err("lab = \"x\"\n[[client]]\nname = \"a\"\nmodel = \"pi6\"\nserial = \"00000001\"\nos = \"p\"\n")
                 .contains("d.toml:4:9")

@@ -2,9 +2,12 @@
 //! address it arrived on and its interface (IP_PKTINFO / IPV6_PKTINFO), so replies leave from
 //! the address the client spoke to even when bound to 0.0.0.0, and block sizes can follow that
 //! interface's MTU. It can be bound to one interface (SO_BINDTODEVICE), so nothing from another
-//! interface reaches it and broadcasts leave through that one. Also: what an interface is
-//! (index, MTU, IPv4 address).
+//! interface reaches it and broadcasts leave through that one. No SO_REUSEADDR: a second daemon
+//! on the same address (and interface) fails with EADDRINUSE instead of taking the traffic, and
+//! that error names the program holding the address (from /proc, see `holder`); daemons bound to
+//! different interfaces share a port. Also: what an interface is (index, MTU, IPv4 address).
 
+use super::holder::{self, Holder, Holders, Transport};
 use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, sockopt};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -37,7 +40,8 @@ impl Listener {
     pub fn bind_on(addr: SocketAddr, device: Option<&str>) -> io::Result<Listener> {
         let domain = socket2::Domain::for_address(addr);
         let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-        sock.set_reuse_address(true)?;
+        // Bound to the device before bind(): the kernel then lets daemons on other interfaces
+        // share the port, and refuses one on the same interface (udp_lib_lport_inuse).
         if let Some(device) = device {
             sock.bind_device(Some(device.as_bytes()))
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to interface {device}: {e}")))?;
@@ -50,7 +54,7 @@ impl Listener {
             socket::setsockopt(&sock, sockopt::Ipv4PacketInfo, &true)?;
         }
         sock.set_nonblocking(true)?;
-        sock.bind(&addr.into())?;
+        sock.bind(&addr.into()).map_err(|e| name_the_holder(e, Transport::Udp, addr, device))?;
         let udp: UdpSocket = sock.into();
         let bound = udp.local_addr()?;
         Ok(Listener { socket: tokio::net::UdpSocket::from_std(udp)?, bound })
@@ -102,6 +106,72 @@ fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     let v6 = addr.as_sockaddr_in6()?;
     debug_assert_eq!(addr.family(), Some(socket::AddressFamily::Inet6));
     Some(SocketAddr::from((v6.ip(), v6.port())))
+}
+
+/// A bind failure for the operator: "cannot listen on ADDR (on IF) for SERVICE", with the
+/// privilege hint when that was the problem, then the cause (who holds it, for EADDRINUSE).
+pub fn cannot_listen(e: io::Error, service: &str, addr: SocketAddr, device: Option<&str>) -> anyhow::Error {
+    let on = device.map(|d| format!(" on interface {d}")).unwrap_or_default();
+    let hint = if e.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    } else {
+        ""
+    };
+    anyhow::Error::new(e).context(format!("cannot listen on {addr}{on} for {service}{hint}"))
+}
+
+/// An EADDRINUSE from binding `addr` (on `device`), reworded to say who holds the address;
+/// other errors as they are.
+pub fn name_the_holder(e: io::Error, transport: Transport, addr: SocketAddr, device: Option<&str>) -> io::Error {
+    if e.kind() != io::ErrorKind::AddrInUse {
+        return e;
+    }
+    let holders = holders_of(transport, addr);
+    io::Error::new(e.kind(), holder::in_use_message(transport, addr, device, &holders, std::process::id()))
+}
+
+/// The processes holding sockets that overlap `addr`, as far as this user may see in /proc
+/// (root sees all, as `ss -p` does).
+pub fn holders_of(transport: Transport, addr: SocketAddr) -> Holders {
+    let mut sockets = Vec::new();
+    let mut tables_read = false;
+    for table in transport.tables() {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            tables_read = true;
+            sockets.extend(holder::parse_table(&text));
+        }
+    }
+    let inodes = holder::conflicting(&sockets, transport, addr);
+    let mut processes = Vec::new();
+    if let (false, Ok(procs)) = (inodes.is_empty(), std::fs::read_dir("/proc")) {
+        for entry in procs.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+            let holds = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .ok()
+                    .and_then(|link| holder::socket_inode(&link.to_string_lossy()))
+                    .is_some_and(|i| inodes.contains(&i))
+            });
+            if holds {
+                processes.push(Holder { pid, command: command_of(&entry.path()) });
+            }
+        }
+    }
+    processes.sort_by_key(|h| h.pid);
+    Holders { tables_read, sockets: inodes.len(), processes }
+}
+
+/// A process's command line, arguments joined by spaces, else its `comm`.
+fn command_of(proc_dir: &std::path::Path) -> String {
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let args: Vec<String> =
+        cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    if args.is_empty() {
+        std::fs::read_to_string(proc_dir.join("comm")).map(|c| c.trim().to_string()).unwrap_or_else(|_| "?".into())
+    } else {
+        args.join(" ")
+    }
 }
 
 /// The index of interface `name`.
@@ -164,6 +234,21 @@ mod tests {
         assert_eq!(interface_ipv4("lo").unwrap(), Some((Ipv4Addr::LOCALHOST, 8)));
         assert!(interface_index("no-such-if0").is_err());
         assert!(Listener::bind_on("0.0.0.0:0".parse().unwrap(), Some("no-such-if0")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_second_socket_on_the_address_is_refused_and_told_who_holds_it() {
+        let first = Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr();
+        let e = Listener::bind(addr).err().expect("a second bind on the same address");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        let me = format!("this daemon itself (pid {}", std::process::id());
+        assert!(e.to_string().starts_with(&format!("UDP {addr} is already in use by {me}")), "{e}");
+        let e = Listener::bind(SocketAddr::from(([0, 0, 0, 0], addr.port()))).err().expect("the wildcard overlaps");
+        assert!(e.to_string().contains(&me), "{e}");
+        // Other errors keep their words.
+        let denied = name_the_holder(io::Error::from(io::ErrorKind::PermissionDenied), Transport::Udp, addr, None);
+        assert_eq!(denied.kind(), io::ErrorKind::PermissionDenied);
     }
 
     #[tokio::test]

@@ -64,6 +64,7 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let raw_clients = raw.client.map(Spanned::into_inner).unwrap_or_default();
     let models: Vec<Model> = raw_clients.iter().filter_map(|c| model_of(c.get_ref())).collect();
     let chips = lab_chips(&models);
+    let lab_prefix_span = raw.eeprom.as_ref().and_then(|t| setting_span(t.get_ref(), "TFTP_PREFIX_STR"));
     let mut eeprom = raw.eeprom.map(|t| eeprom_table(t.into_inner(), &chips, &mut r)).unwrap_or_default();
     if !eeprom.iter().any(|(k, _)| k == "BOOT_ORDER") {
         eeprom.push(("BOOT_ORDER".into(), bootconf::NETWORK_BOOT_ORDER.into()));
@@ -72,10 +73,11 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let mut clients = Vec::new();
     let mut seen = Seen::default();
     for (index, raw_client) in raw_clients.into_iter().enumerate() {
-        if let Some(c) = client(index, raw_client, &server, &eeprom, &mut seen, &mut r) {
+        if let Some(c) = client(index, raw_client, &server, (&eeprom, lab_prefix_span.clone()), &mut seen, &mut r) {
             clients.push(c);
         }
     }
+    shared_folders(&seen.folders, &mut r);
     if clients.is_empty() && raw.menu.is_none() && !r.0.iter().any(Diagnostic::is_error) {
         r.push(
             Diagnostic::warning(None, "the recipe has no [[client]]: the lab will boot no Pi")
@@ -719,6 +721,19 @@ struct Seen {
     serials: HashMap<Serial, Range<usize>>,
     macs: HashMap<MacAddr, Range<usize>>,
     addresses: HashMap<Ipv4Addr, Range<usize>>,
+    /// Each Pi's TFTP folder, in recipe order.
+    folders: Vec<Folder>,
+}
+
+/// The folder a Pi asks for its files under (its TFTP_PREFIX), and what decides it.
+struct Folder {
+    client: String,
+    /// Lower case, without the trailing `/`: as the daemon's routing compares it.
+    folder: String,
+    /// From TFTP_PREFIX_STR (TFTP_PREFIX=1), not the board's serial or MAC.
+    by_string: bool,
+    /// The serial, the MAC, or the TFTP_PREFIX_STR setting (the client's own or `[eeprom]`'s).
+    span: Range<usize>,
 }
 
 fn unique<K: Hash + Eq>(
@@ -744,7 +759,7 @@ fn client(
     index: usize,
     raw: Spanned<RawClient>,
     server: &Server,
-    lab_eeprom: &[(String, String)],
+    (lab_eeprom, lab_prefix_span): (&[(String, String)], Option<Range<usize>>),
     seen: &mut Seen,
     r: &mut Report,
 ) -> Option<Client> {
@@ -882,6 +897,8 @@ fn client(
             "the kernel command line is one line; separate arguments with spaces",
         );
     }
+    let prefix_span =
+        raw.eeprom.as_ref().and_then(|t| setting_span(t.get_ref(), "TFTP_PREFIX_STR")).or(lab_prefix_span);
     let eeprom = match (raw.eeprom, model) {
         (Some(t), Some(Model::Pi3)) => {
             r.error(t.span(), "a Pi 3 has no bootloader EEPROM", "remove this client's eeprom table");
@@ -907,36 +924,131 @@ fn client(
         boot,
     };
     if client.model.is_pi() {
-        check_prefix(&client, &raw.serial, &raw.mac, span, lab_eeprom, r);
+        let spans = PrefixSpans { serial: &raw.serial, mac: &raw.mac, setting: prefix_span, client: span };
+        seen.folders.extend(check_prefix(&client, spans, lab_eeprom, r));
     }
     Some(client)
 }
 
+/// Where each thing that can decide a Pi's TFTP folder was written.
+struct PrefixSpans<'a> {
+    serial: &'a Opt<String>,
+    mac: &'a Opt<String>,
+    /// TFTP_PREFIX_STR's value: the client's own, else `[eeprom]`'s.
+    setting: Option<Range<usize>>,
+    client: Range<usize>,
+}
+
+/// The span of setting `key`'s value in an `[eeprom]`-style table.
+fn setting_span(table: &EepromTable, key: &str) -> Option<Range<usize>> {
+    table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v.span())
+}
+
 /// The bootloader asks for files under a prefix (TFTP_PREFIX); the client needs the identifier
-/// that prefix is made of.
-fn check_prefix(
-    client: &Client,
-    serial: &Opt<String>,
-    mac: &Opt<String>,
-    span: Range<usize>,
-    lab: &[(String, String)],
-    r: &mut Report,
-) {
+/// that prefix is made of, and a TFTP_PREFIX_STR must name a folder (the daemon routes each
+/// client's requests by the folder they start with). Returns the client's folder.
+fn check_prefix(client: &Client, spans: PrefixSpans<'_>, lab: &[(String, String)], r: &mut Report) -> Option<Folder> {
     let value = |key: &str| client.eeprom.iter().chain(lab).find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let mode =
         if client.model == Model::Pi3 { 0 } else { value("TFTP_PREFIX").and_then(|v| v.parse().ok()).unwrap_or(0) };
     let name = &client.name;
+    let folder = |folder: String, by_string: bool, span: Range<usize>| {
+        Some(Folder { client: name.clone(), folder: folder.to_ascii_lowercase(), by_string, span })
+    };
     match mode {
-        0 if serial.is_none() => r.error(
-            span,
-            format!("client `{name}` has no `serial`, but the bootloader asks for files under it (TFTP_PREFIX=0)"),
-            "add serial = \"…\" (the bootloader's HDMI screen shows it), or set TFTP_PREFIX = 2 in [eeprom] to use MACs",
-        ),
-        2 if mac.is_none() => r.error(span, format!("client `{name}` has no `mac`, but TFTP_PREFIX=2 names its files by MAC"), "add mac = \"…\""),
-        1 if value("TFTP_PREFIX_STR").unwrap_or("").is_empty() => {
-            r.error(span, format!("client `{name}` uses TFTP_PREFIX=1 without TFTP_PREFIX_STR"), "set TFTP_PREFIX_STR, e.g. \"lab/\"")
+        0 => match (client.serial, spans.serial) {
+            (Some(serial), Some(at)) => folder(serial.to_string(), false, at.span()),
+            // Written but not a serial: reported where it is.
+            (None, Some(_)) => None,
+            (_, None) => {
+                r.error(
+                    spans.client,
+                    format!("client `{name}` has no `serial`, but the bootloader asks for files under it (TFTP_PREFIX=0)"),
+                    "add serial = \"…\" (the bootloader's HDMI screen shows it), or set TFTP_PREFIX = 2 in [eeprom] to use MACs",
+                );
+                None
+            }
+        },
+        2 => match (client.mac, spans.mac) {
+            (Some(mac), Some(at)) => folder(mac.dashed(), false, at.span()),
+            (None, Some(_)) => None,
+            (_, None) => {
+                r.error(
+                    spans.client,
+                    format!("client `{name}` has no `mac`, but TFTP_PREFIX=2 names its files by MAC"),
+                    "add mac = \"…\"",
+                );
+                None
+            }
+        },
+        1 => {
+            let text = value("TFTP_PREFIX_STR").unwrap_or("");
+            let at = spans.setting.unwrap_or(spans.client);
+            if text.is_empty() {
+                r.error(
+                    at,
+                    format!("client `{name}` uses TFTP_PREFIX=1 without TFTP_PREFIX_STR"),
+                    format!("set TFTP_PREFIX_STR, e.g. \"lab/{name}/\""),
+                );
+                return None;
+            }
+            let Some(inner) = text.strip_suffix('/') else {
+                // eeprom-bootloader.adoc: the string goes before each file name as it is.
+                r.error(
+                    at,
+                    format!(
+                        "TFTP_PREFIX_STR `{text}` does not end in `/`: the bootloader would ask for `{text}start4.elf`"
+                    ),
+                    format!("write \"{text}/\": Bramble serves each client's files from a folder"),
+                );
+                return None;
+            };
+            if inner.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                r.error(
+                    at,
+                    format!("TFTP_PREFIX_STR `{text}` is not a folder inside the TFTP root"),
+                    format!("write a relative folder without `.`, `..` or `//`, e.g. \"lab/{name}/\""),
+                );
+                return None;
+            }
+            folder(inner.to_string(), true, at)
         }
-        _ => {}
+        _ => None,
+    }
+}
+
+/// Two Pis that ask for their files under one folder cannot be told apart: the daemon would send
+/// both to the first one's files (the lab-wide `TFTP_PREFIX = 1` with one TFTP_PREFIX_STR).
+/// Shared serials and MACs are reported where they are written, so only TFTP_PREFIX_STR's here.
+fn shared_folders(folders: &[Folder], r: &mut Report) {
+    let mut groups: Vec<(&str, Vec<&Folder>)> = Vec::new();
+    for f in folders {
+        match groups.iter_mut().find(|(name, _)| *name == f.folder) {
+            Some((_, users)) => users.push(f),
+            None => groups.push((&f.folder, vec![f])),
+        }
+    }
+    for (folder, users) in groups.iter().filter(|(_, u)| u.len() > 1 && u.iter().any(|f| f.by_string)) {
+        let names: Vec<String> = users.iter().map(|f| format!("`{}`", f.client)).collect();
+        let (all, last) = names.split_at(names.len() - 1);
+        let both = if users.len() == 2 { "both" } else { "all" };
+        let (first, second) = (users[0], users[1]);
+        let mut d = Diagnostic::error(
+            second.span.clone(),
+            format!(
+                "clients {} and {} {both} ask for their files under `{folder}/`: the server cannot tell their requests apart",
+                all.join(", "),
+                last[0]
+            ),
+        )
+        .help(format!(
+            "give each client its own folder in its [client.eeprom] table, e.g. TFTP_PREFIX_STR = \"{folder}/{}/\" for `{}`, or set TFTP_PREFIX = 0 (each Pi's serial) or 2 (its MAC)",
+            second.client, second.client
+        ));
+        if first.span != second.span {
+            d = d.related(first.span.clone(), format!("`{}`'s folder", first.client));
+        }
+        r.push(d);
     }
 }
 
@@ -1033,6 +1145,60 @@ range = "10.42.0.100-10.42.0.199"
         assert!(errors(&by_mac).is_empty());
         let by_mac_no_mac = format!("{}[eeprom]\nTFTP_PREFIX = 2\n", client("serial = \"d9780558\""));
         assert!(errors(&by_mac_no_mac)[0].contains("has no `mac`"));
+    }
+
+    #[test]
+    fn a_tftp_prefix_str_names_one_clients_folder() {
+        let pis = |eeprom: &str, own: [&str; 3]| {
+            let mut src = format!("{BASE}[eeprom]\nTFTP_PREFIX = 1\n{eeprom}\n");
+            for (i, extra) in own.iter().enumerate() {
+                let table = if extra.is_empty() { String::new() } else { format!("[client.eeprom]\n{extra}\n") };
+                src.push_str(&format!(
+                    "[[client]]\nname = \"n{i}\"\nmodel = \"pi4\"\nserial = \"0000000{i}\"\n{table}"
+                ));
+            }
+            src
+        };
+        // One lab-wide string: every Pi asks under `lab/`. One error, at the setting.
+        let src = pis("TFTP_PREFIX_STR = \"lab/\"", ["", "", ""]);
+        let d: Vec<_> = parse(&src).diagnostics.into_iter().filter(|d| d.is_error()).collect();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            d[0].message,
+            "clients `n0`, `n1` and `n2` all ask for their files under `lab/`: the server cannot tell their requests apart"
+        );
+        assert_eq!(&src[d[0].span.clone().unwrap()], "\"lab/\"");
+        assert!(d[0].help.as_deref().unwrap().contains("TFTP_PREFIX_STR = \"lab/n1/\" for `n1`"), "{:?}", d[0].help);
+        // Each its own: fine, even nested under another's.
+        let own =
+            pis("TFTP_PREFIX_STR = \"lab/\"", ["", "TFTP_PREFIX_STR = \"lab/n1/\"", "TFTP_PREFIX_STR = \"LAB/N2/\""]);
+        assert!(parse(&own).diagnostics.iter().all(|d| !d.is_error()), "{:?}", parse(&own).diagnostics);
+        // Two the same (case does not tell them apart), pointing back at the first.
+        let two = pis(
+            "",
+            ["TFTP_PREFIX_STR = \"rack/a/\"", "TFTP_PREFIX_STR = \"Rack/A/\"", "TFTP_PREFIX_STR = \"rack/c/\""],
+        );
+        let d = parse(&two).diagnostics.into_iter().find(|d| d.is_error()).unwrap();
+        assert!(d.message.starts_with("clients `n0` and `n1` both ask"), "{}", d.message);
+        assert_eq!(&two[d.span.unwrap()], "\"Rack/A/\"");
+        assert_eq!(&two[d.related.unwrap().0], "\"rack/a/\"");
+        // A string that is another Pi's serial folder.
+        let serial = pis("", ["TFTP_PREFIX = 0", "TFTP_PREFIX_STR = \"00000000/\"", "TFTP_PREFIX_STR = \"c/\""]);
+        let errs: Vec<String> =
+            parse(&serial).diagnostics.into_iter().filter(|d| d.is_error()).map(|d| d.message).collect();
+        assert_eq!(
+            errs,
+            [
+                "clients `n0` and `n1` both ask for their files under `00000000/`: the server cannot tell their requests apart"
+            ]
+        );
+        // Not a folder.
+        let bare = pis("TFTP_PREFIX_STR = \"lab\"", ["TFTP_PREFIX_STR = \"a/\"", "", "TFTP_PREFIX_STR = \"../x/\""]);
+        let bare: Vec<String> =
+            parse(&bare).diagnostics.into_iter().filter(|d| d.is_error()).map(|d| d.message).collect();
+        assert_eq!(bare.len(), 2, "{bare:?}");
+        assert_eq!(bare[0], "TFTP_PREFIX_STR `lab` does not end in `/`: the bootloader would ask for `labstart4.elf`");
+        assert_eq!(bare[1], "TFTP_PREFIX_STR `../x/` is not a folder inside the TFTP root");
     }
 
     #[test]

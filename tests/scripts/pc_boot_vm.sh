@@ -83,7 +83,7 @@ bios = "pxelinux.0"
 ipxe = "pxelinux.0"
 uefi_x64 = "syslinux.efi"
 TOML
-ip netns exec "$NS" "$BRAMBLE" serve --config "$WORK/daemon.toml" > "$WORK/bramble.log" 2>&1 &
+ip netns exec "$NS" "$BRAMBLE" -v serve --config "$WORK/daemon.toml" > "$WORK/bramble.log" 2>&1 &
 PIDS+=($!)
 sleep 0.5
 
@@ -100,8 +100,13 @@ ip netns exec "$NS" timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -sm
   "${FW[@]}" -nographic -no-reboot \
   -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "$NIC" \
   </dev/null >"$WORK/serial.log" 2>&1 || true
-echo "----- bramble -----"; grep -E ' dhcp |tftp transfer' "$WORK/bramble.log" | grep -v 'file not found' | head -n 20 || true
-if [ "$MODE" = proxy ]; then echo "lan dnsmasq acks: $(grep -c 'DHCPACK' "$WORK/lan.log" || true)"; fi
+echo "----- bramble -----"; grep -E ' dhcp |tftp transfer' "$WORK/bramble.log" | grep -v -e 'file not found' -e ' DEBUG ' | head -n 20 || true
+if [ "$MODE" = proxy ]; then
+  echo "lan dnsmasq acks: $(grep -c 'DHCPACK' "$WORK/lan.log" || true)"
+  # The firmware's REQUEST for dnsmasq's address names dnsmasq: bramble must leave it alone.
+  echo "bramble proxy acks: $(grep -c 'outcome=ack (proxy)' "$WORK/bramble.log" || true)"
+  echo "bramble left to the router: $(grep -c 'outcome=ignored: it chose server 10.77.0.2' "$WORK/bramble.log" || true)"
+fi
 if grep -q "$MARKER" "$WORK/serial.log"; then
   echo "RESULT: PASS mode=$MODE firmware=$FIRMWARE seconds=$(( $(date +%s) - T0 ))"
 else

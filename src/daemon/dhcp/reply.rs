@@ -2,8 +2,8 @@
 //! send back and where, or why nothing. Pure: the state it changes (leases, remembered offers)
 //! is passed in, the time too; sockets are `server`'s.
 //!
-//! Modes: `proxy` answers only boot clients, never with an address (yiaddr 0), DISCOVER with
-//! OFFER and REQUEST with ACK; `server` gives every client an address and boot clients boot
+//! Modes: `proxy` answers only boot clients, never with an address (yiaddr 0): DISCOVER with
+//! OFFER, and only a REQUEST that names us (option 54) with ACK; `server` gives every client an address and boot clients boot
 //! information too. `answer` narrows which boot clients get boot information: the lab's
 //! (`known`), also any Raspberry Pi (`pis`), or all. Port 4011 (the PXE boot server) answers
 //! boot clients' REQUESTs with an ACK sent back to where they came from, in either mode.
@@ -177,7 +177,22 @@ pub fn decide(
         Mode::Proxy => {
             let kind = match req.message_type {
                 MessageType::Discover => MessageType::Offer,
-                MessageType::Request => MessageType::Ack,
+                // RFC 2131 §4.3.2: a server not named in a REQUEST's option 54 stays silent. A
+                // Pi 4 beside a router REQUESTs the router's address, naming the router, and the
+                // router ACKs it; an ACK from us would race the router's (dnsmasq in Raspberry
+                // Pi's documented proxy set-up answers no REQUEST on 67 at all). One naming us
+                // (a client that took our offer as its server, pixiecore#21) is ours.
+                MessageType::Request => match req.server_id {
+                    Some(id) if id == settings.server => MessageType::Ack,
+                    Some(id) => {
+                        ignore(&mut decision, format!("it chose server {id}"));
+                        return decision;
+                    }
+                    None => {
+                        ignore(&mut decision, "a REQUEST naming no server is for the network's DHCP server".into());
+                        return decision;
+                    }
+                },
                 t => {
                     ignore(&mut decision, format!("{t:?} in proxy mode"));
                     return decision;

@@ -441,11 +441,49 @@ fn a_request_without_option_60_from_an_unknown_pi_needs_the_offer() {
     let s = settings(Mode::Proxy, Answer::Pis);
     let mut st = state(Mode::Proxy);
     let mut request = Request::new(MessageType::Request, PI_MAC, 1);
-    request.server_id = Some(Ipv4Addr::new(10, 42, 0, 254));
+    request.server_id = Some(SERVER);
     assert!(run(&s, &mut st, &request).reply.is_none(), "no offer yet: a plain client");
     run(&s, &mut st, &unknown_pi()).reply.unwrap();
     assert!(run(&s, &mut st, &request).reply.is_some());
     assert!(decide(&s, &mut st, &request, Arrival::Dhcp, PEER, NOW + 3600).reply.is_none(), "forgotten");
+}
+
+/// RFC 2131 §4.3.2, and dnsmasq in Raspberry Pi's proxy set-up: the REQUEST a Pi 4 sends the
+/// router after taking the router's address (option 54 = the router) is the router's to ACK.
+#[test]
+fn proxy_mode_answers_only_the_requests_that_name_it() {
+    let router = Ipv4Addr::new(10, 42, 0, 254);
+    for answer in [Answer::Known, Answer::Pis, Answer::All] {
+        let s = settings(Mode::Proxy, answer);
+        for discover in [known_pi(), unknown_pi(), known_pc()] {
+            let mut st = state(Mode::Proxy);
+            if run(&s, &mut st, &discover).reply.is_none() {
+                continue;
+            }
+            // The Pi 4's REQUEST: no option 60, the router's address and identifier.
+            let mut request = Request::new(MessageType::Request, discover.mac, discover.xid);
+            request.requested_ip = Some(Ipv4Addr::new(10, 42, 0, 123));
+            request.server_id = Some(router);
+            let d = run(&s, &mut st, &request);
+            assert_eq!((d.reply, d.outcome.as_str()), (None, "ignored: it chose server 10.42.0.254"), "{answer:?}");
+            // Renewing or rebooting (no option 54): the router's too.
+            request.server_id = None;
+            let d = run(&s, &mut st, &request);
+            assert!(d.reply.is_none() && d.outcome.contains("naming no server"), "{answer:?}: {}", d.outcome);
+            // Naming us, with the class it booted as: ours, an ACK with no address.
+            request.server_id = Some(SERVER);
+            let (ack, dest) = run(&s, &mut st, &request).reply.unwrap();
+            assert_eq!(
+                (ack.message_type, ack.yiaddr, ack.server_id),
+                (Some(MessageType::Ack), Ipv4Addr::UNSPECIFIED, Some(SERVER))
+            );
+            assert_eq!(dest, Destination::Broadcast);
+            // The same REQUEST on the boot server port is ours whoever it names.
+            request.server_id = Some(router);
+            let boot_server = decide(&s, &mut st, &request, Arrival::BootServer, PEER, NOW);
+            assert_eq!(boot_server.reply.map(|(r, _)| r.message_type), Some(Some(MessageType::Ack)), "{answer:?}");
+        }
+    }
 }
 
 fn arbitrary_request() -> impl Strategy<Value = Vec<u8>> {

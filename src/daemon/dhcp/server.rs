@@ -11,7 +11,7 @@ use super::leases::{Leases, Pool};
 use super::reply::{Arrival, CLIENT_PORT, Destination, Mode, Settings, State, decide};
 use super::wire::Request;
 use crate::daemon::config::DhcpConfig;
-use crate::daemon::net::{Datagram, Listener, interface_index, interface_ipv4};
+use crate::daemon::net::{Datagram, Listener, cannot_listen, interface_index, interface_ipv4};
 use crate::recipe::Ipv4Net;
 use anyhow::{Context, Result, bail};
 use std::collections::HashSet;
@@ -122,17 +122,13 @@ impl DhcpServer {
     /// Bind the sockets and read the lease file.
     pub fn bind(config: DhcpServerConfig) -> Result<DhcpServer> {
         let ifindex = interface_index(&config.interface)?;
-        let bind = |port: u16| {
+        let bind = |port: u16, service: &str| {
             let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-            Listener::bind_on(addr, Some(&config.interface)).with_context(|| {
-                format!(
-                    "cannot listen on {addr} on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
-                    config.interface
-                )
-            })
+            Listener::bind_on(addr, Some(&config.interface))
+                .map_err(|e| cannot_listen(e, service, addr, Some(&config.interface)))
         };
-        let dhcp = bind(config.port)?;
-        let boot_server = if config.pxe_port == 0 { None } else { Some(bind(config.pxe_port)?) };
+        let dhcp = bind(config.port, "DHCP")?;
+        let boot_server = if config.pxe_port == 0 { None } else { Some(bind(config.pxe_port, "the PXE boot server")?) };
         let mut state = State::default();
         if let Some((pool, reserved)) = config.pool {
             let mut leases = Leases::new(pool, reserved);

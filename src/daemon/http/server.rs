@@ -7,6 +7,8 @@
 use super::generate::Generate;
 use super::handler::{self, Site};
 use crate::daemon::config::HttpConfig;
+use crate::daemon::holder::Transport;
+use crate::daemon::net::{cannot_listen, name_the_holder};
 use anyhow::{Context, Result};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -61,10 +63,8 @@ impl HttpServer {
         let root = config.root.canonicalize().with_context(|| format!("cannot serve {}", config.root.display()))?;
         anyhow::ensure!(root.is_dir(), "cannot serve {}: not a folder", root.display());
         let addr = config.http.bind;
-        let listener = listen(addr, config.interface.as_deref()).with_context(|| match &config.interface {
-            Some(interface) => format!("cannot listen on {addr} on interface {interface}"),
-            None => format!("cannot listen on {addr} (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
-        })?;
+        let device = config.interface.as_deref();
+        let listener = listen(addr, device).map_err(|e| cannot_listen(e, "HTTP", addr, device))?;
         let local_addr = listener.local_addr().context("the listening socket has no address")?;
         let site = Arc::new(Site { root, generator: config.generator });
         Ok(HttpServer { listener, local_addr, site, config: config.http, interface: config.interface })
@@ -164,8 +164,10 @@ fn listen(addr: SocketAddr, interface: Option<&str>) -> std::io::Result<std::net
         socket.bind_device(Some(interface.as_bytes()))?;
     }
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    // SO_REUSEADDR still refuses a second listener on the address (one on another interface
+    // binds beside it): EADDRINUSE, worded to say who holds it.
+    socket.bind(&addr.into()).map_err(|e| name_the_holder(e, Transport::Tcp, addr, interface))?;
+    socket.listen(LISTEN_BACKLOG).map_err(|e| name_the_holder(e, Transport::Tcp, addr, interface))?;
     Ok(socket.into())
 }
 

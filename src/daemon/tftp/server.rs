@@ -11,7 +11,7 @@ use super::wire::{ErrorCode, Packet};
 use crate::daemon::config::TftpConfig;
 use crate::daemon::files::{self, LookupError};
 use crate::daemon::names::{NameError, components};
-use crate::daemon::net::{Datagram, Listener, interface_mtu};
+use crate::daemon::net::{Datagram, Listener, cannot_listen, interface_mtu};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::future::Future;
@@ -110,9 +110,9 @@ pub struct TftpServer {
 impl TftpServer {
     pub fn bind(config: ServerConfig) -> Result<TftpServer> {
         let root = config.root.canonicalize().with_context(|| format!("cannot serve {}", config.root.display()))?;
-        let listener = Listener::bind_on(config.tftp.bind, config.device.as_deref()).with_context(|| {
-            format!("cannot listen on {} (ports below 1024 need root or CAP_NET_BIND_SERVICE)", config.tftp.bind)
-        })?;
+        let device = config.device.as_deref();
+        let listener = Listener::bind_on(config.tftp.bind, device)
+            .map_err(|e| cannot_listen(e, "TFTP", config.tftp.bind, device))?;
         let shared = Arc::new(Shared {
             root,
             routes: config.routes,
