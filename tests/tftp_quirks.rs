@@ -161,13 +161,55 @@ fn pi_probe_then_early_terminate_then_the_same_port_asks_again() {
 }
 
 #[test]
-fn a_repeated_request_replaces_the_running_transfer() {
+fn a_request_repeated_before_any_answer_is_answered_by_the_same_transfer() {
+    // pxelinux under load: its first reply was slow, it sent the same RRQ again from the same
+    // port, then ACKed the first reply's port. A new transfer from a new port strands it.
+    let files = tree(&[("vmlinuz", pattern(5000))]);
+    let daemon = Daemon::start(&["--tftp-root", path_str(files.path())]);
+    let c = Client::new(daemon.addr);
+    let request = rrq(b"vmlinuz", "octet", &[("tsize", "0"), ("blksize", "1408")]);
+    c.send_request(&request);
+    let (oack, tid) = c.expect();
+    assert_eq!(oack_options(&oack), [("tsize".into(), "5000".into()), ("blksize".into(), "1408".into())]);
+    c.send_request(&request);
+    // The same transfer sends its OACK again, from the same port.
+    let (again, from) = c.expect();
+    assert_eq!((opcode(&again), from), (6, tid), "{:#?}", daemon.log());
+    c.send(&ack(0), tid);
+    let (bytes, blocks) = c.download(c.expect(), 1408);
+    assert_eq!(bytes, pattern(5000));
+    assert_eq!(blocks, [1, 2, 3, 4]);
+    // Without options: DATA 1 again, and the ACK to the first port completes it.
+    let c = Client::new(daemon.addr);
+    c.send_request(&rrq(b"vmlinuz", "octet", &[]));
+    let (first, tid) = c.expect();
+    assert_eq!((opcode(&first), block(&first)), (3, 1));
+    c.send_request(&rrq(b"vmlinuz", "octet", &[]));
+    let (again, from) = c.expect();
+    assert_eq!((opcode(&again), block(&again), from), (3, 1, tid));
+    let (bytes, _) = c.download((first, tid), 512);
+    assert_eq!(bytes, pattern(5000));
+    assert!(c.recv(Duration::from_millis(1500)).is_none(), "nothing more after the last ACK");
+    // One transfer each: one lookup, one log line, both complete.
+    let log = daemon.wait_log("file=vmlinuz", 2);
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert!(log.iter().all(|l| l.contains("outcome=\"complete\"")), "{log:#?}");
+    assert_eq!(daemon.log().iter().filter(|l| l.contains("tftp: resolved")).count(), 2, "{:#?}", daemon.log());
+    assert_eq!(daemon.log().iter().filter(|l| l.contains("a repeated request")).count(), 2);
+}
+
+#[test]
+fn a_changed_or_restarted_request_replaces_the_running_transfer() {
     let files = tree(&[("kernel8.img", pattern(3000))]);
     let daemon = Daemon::start(&["--tftp-root", path_str(files.path())]);
+    // The same request after the transfer progressed: the client restarted.
     let c = Client::new(daemon.addr);
     c.send_request(&rrq(b"kernel8.img", "octet", &[]));
     let (first, tid) = c.expect();
     assert_eq!((opcode(&first), block(&first)), (3, 1));
+    c.send(&ack(1), tid);
+    let (second, _) = c.expect();
+    assert_eq!(block(&second), 2);
     c.send_request(&rrq(b"kernel8.img", "octet", &[]));
     let (again, tid2) = c.expect();
     assert_eq!((opcode(&again), block(&again)), (3, 1));
@@ -175,12 +217,23 @@ fn a_repeated_request_replaces_the_running_transfer() {
     let (bytes, _) = c.download((again, tid2), 512);
     assert_eq!(bytes, pattern(3000));
     // The old transfer is gone: its port no longer answers for it.
-    c.send(&ack(1), tid);
+    c.send(&ack(2), tid);
     let late = c.recv(Duration::from_millis(1500));
     assert!(late.as_ref().is_none_or(|(p, _)| opcode(p) == 5), "{late:?} (old {tid}, new {tid2}) {:#?}", daemon.log());
-    let log = daemon.wait_log("file=kernel8.img", 2);
-    assert!(log.iter().any(|l| l.contains("outcome=\"replaced by a new request\"")), "{log:?}");
-    assert!(log.iter().any(|l| l.contains("outcome=\"complete\"")), "{log:?}");
+    // A different request before any answer replaces it too.
+    let c = Client::new(daemon.addr);
+    c.send_request(&rrq(b"kernel8.img", "octet", &[]));
+    let (_, tid) = c.expect();
+    c.send_request(&rrq(b"kernel8.img", "octet", &[("blksize", "1024")]));
+    let (oack, tid2) = c.expect();
+    assert_eq!(opcode(&oack), 6);
+    assert_ne!(tid, tid2);
+    c.send(&ack(0), tid2);
+    let (bytes, _) = c.download(c.expect(), 1024);
+    assert_eq!(bytes, pattern(3000));
+    let log = daemon.wait_log("file=kernel8.img", 4);
+    assert_eq!(log.iter().filter(|l| l.contains("outcome=\"replaced by a new request\"")).count(), 2, "{log:#?}");
+    assert_eq!(log.iter().filter(|l| l.contains("outcome=\"complete\"")).count(), 2, "{log:#?}");
 }
 
 #[test]
