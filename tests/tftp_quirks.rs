@@ -446,3 +446,162 @@ fn transfers_are_limited_per_client_and_overall() {
     assert_eq!(block(&p), 1);
     assert!(!daemon.wait_log("transfer limit reached", 1).is_empty());
 }
+
+#[test]
+fn a_huge_client_timeout_holds_a_place_no_longer_than_the_servers_schedule() {
+    // Issue 12: timeout=255 held a place for 7 × 255 s, so a few hundred forged requests locked
+    // everyone out for half an hour. Here the server's own schedule is 0.1 + 0.2 + 0.4 + 0.8 s.
+    let files = tree(&[("f", pattern(100_000))]);
+    let cfg = config(files.path(), "max_per_client = 2\nmax_transfers = 4\ntimeout_ms = 100\nretries = 3");
+    let daemon = Daemon::start(&["--config", &cfg]);
+    let hog = rrq(b"f", "octet", &[("timeout", "255"), ("tsize", "0")]);
+    let hogs: Vec<Client> = ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]
+        .iter()
+        .map(|ip| {
+            let c = Client::from_ip(daemon.addr, ip);
+            c.send_request(&hog);
+            c
+        })
+        .collect();
+    for h in &hogs {
+        let (oack, _) = h.expect();
+        assert_eq!(oack_options(&oack), [("timeout".into(), "255".into()), ("tsize".into(), "100000".into())]);
+    }
+    let filled = Instant::now();
+    let newcomer = Client::from_ip(daemon.addr, "127.0.0.4");
+    newcomer.send_request(&rrq(b"f", "octet", &[]));
+    assert!(newcomer.recv(Duration::from_millis(200)).is_none(), "every place should be taken");
+    // It repeats its request, as clients do, until it is served.
+    let first = loop {
+        if let Some((p, _)) = newcomer.recv(Duration::from_millis(250)) {
+            break p;
+        }
+        assert!(filled.elapsed() < Duration::from_secs(30), "still locked out after {:?}", filled.elapsed());
+        newcomer.send_request(&rrq(b"f", "octet", &[]));
+    };
+    assert_eq!((opcode(&first), block(&first)), (3, 1));
+    let log = daemon.wait_log("outcome=\"client stopped answering\"", 4);
+    assert_eq!(log.len(), 4, "{log:#?}");
+    for line in &log {
+        let ms: u64 = line.split("ms=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(ms < 10_000, "held for {ms} ms: {line}");
+    }
+}
+
+#[test]
+fn error_replies_are_rate_limited_per_source() {
+    // Issue 12: every 2-byte malformed packet got a 54-byte ERROR, without limit.
+    let files = tree(&[("f", pattern(10))]);
+    let daemon = Daemon::start(&["--tftp-root", path_str(files.path())]);
+    let flood = Client::new(daemon.addr);
+    let started = Instant::now();
+    for _ in 0..1000 {
+        flood.send_request(&[0, 1]);
+    }
+    let (mut errors, mut longest) = (0usize, 0usize);
+    while let Some((p, _)) = flood.recv(Duration::from_millis(1000)) {
+        assert_eq!((opcode(&p), block(&p)), (5, 4), "{p:?}");
+        errors += 1;
+        longest = longest.max(p.len());
+    }
+    eprintln!("{errors} ERRORs of at most {longest} bytes for 1000 malformed packets");
+    // A burst of 20, then 10 a second, over the whole time (the last second was silence).
+    let bound = 20.0 + 10.0 * started.elapsed().as_secs_f64() + 1.0;
+    assert!(errors >= 1 && errors as f64 <= bound, "{errors} ERRORs for 1000 packets (bound {bound:.0})");
+    assert!(longest <= 39, "an ERROR of {longest} bytes (dnsmasq's is 39)");
+    // Another address is not affected.
+    let other = Client::from_ip(daemon.addr, "127.0.0.2");
+    other.send_request(&[0, 1]);
+    let (p, _) = other.expect();
+    assert_eq!((opcode(&p), block(&p)), (5, 4));
+    // Nor is a real request from the flooded address: its transfer has its own port and slot.
+    flood.send_request(&rrq(b"f", "octet", &[]));
+    let (bytes, _) = flood.download(flood.expect(), 512);
+    assert_eq!(bytes, pattern(10));
+}
+
+#[test]
+fn a_client_acking_every_block_of_a_window_gets_each_block_once() {
+    // Issue 12: 347,441 packets for 16,384 blocks at windowsize 64 when every in-window ACK
+    // restarted the window.
+    let blocks = 16_384usize;
+    let size = blocks * 512 - 1;
+    let files = tree(&[("big", pattern(size))]);
+    let daemon = Daemon::start(&["--tftp-root", path_str(files.path())]);
+    let c = Client::new(daemon.addr);
+    c.send_request(&rrq(b"big", "octet", &[("windowsize", "64")]));
+    let (oack, tid) = c.expect();
+    assert_eq!(oack_options(&oack), [("windowsize".into(), "64".into())]);
+    c.send(&ack(0), tid);
+    let (mut bytes, mut packets, mut next) = (Vec::with_capacity(size), 0usize, 1usize);
+    loop {
+        let (p, from) = c.expect();
+        assert_eq!((opcode(&p), from), (3, tid));
+        packets += 1;
+        // Each block in order is acknowledged at once; a repeat or one out of order is not.
+        if block(&p) == (next % 65536) as u16 {
+            bytes.extend_from_slice(&p[4..]);
+            c.send(&ack(block(&p)), tid);
+            if p.len() - 4 < 512 {
+                break;
+            }
+            next += 1;
+        }
+    }
+    while c.recv(Duration::from_millis(500)).is_some() {
+        packets += 1;
+    }
+    eprintln!("{packets} DATA packets for {blocks} blocks at windowsize 64, ACK per block");
+    assert_eq!(next, blocks);
+    assert!(bytes == pattern(size), "the file arrived damaged");
+    assert!(packets * 10 <= blocks * 11, "{packets} packets for {blocks} blocks");
+}
+
+/// A field of /proc/<pid>/status in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field} in {status}"));
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+#[test]
+fn netascii_requests_hold_no_copy_of_the_file() {
+    // Issue 12: one netascii RRQ for a 1 GiB file raised the daemon's peak RSS to 3,079 MiB;
+    // 32 for a 40 MiB file to 1,449 MiB. Sparse files: nothing to read from the disk.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, len) in [("huge.img", 1u64 << 30), ("kernel.img", 40 << 20)] {
+        std::fs::File::create(dir.path().join(name)).unwrap().set_len(len).unwrap();
+    }
+    let daemon = Daemon::start(&["--tftp-root", path_str(dir.path())]);
+    let before = status_kib(daemon.pid(), "VmRSS:");
+    // From four addresses: 34 transfers are over the 32 allowed to one.
+    let clients: Vec<(Client, &[u8])> = (0..34)
+        .map(|i| {
+            let c = Client::from_ip(daemon.addr, &format!("127.0.0.{}", 2 + i % 4));
+            let name: &[u8] = if i < 2 { b"huge.img" } else { b"kernel.img" };
+            c.send_request(&rrq(name, "netascii", &[("tsize", "0"), ("blksize", "1468")]));
+            (c, name)
+        })
+        .collect();
+    // Every one is answered (and so holds what it holds) before the peak is read. tsize is
+    // not offered in netascii, so blksize alone is acknowledged.
+    for (c, name) in &clients {
+        let (oack, tid) = c.expect();
+        assert_eq!(oack_options(&oack), [("blksize".into(), "1468".into())], "{}", String::from_utf8_lossy(name));
+        c.send(&ack(0), tid);
+        let (data, _) = c.expect();
+        assert_eq!((opcode(&data), block(&data), data.len()), (3, 1, 4 + 1468));
+        assert!(data[4..].iter().all(|&b| b == 0));
+    }
+    let peak = status_kib(daemon.pid(), "VmHWM:");
+    let now = status_kib(daemon.pid(), "VmRSS:");
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "VmRSS {} MiB before, VmHWM {} MiB, VmRSS {} MiB with 34 netascii transfers",
+        before / 1024,
+        peak / 1024,
+        now / 1024
+    );
+    // The 40 MiB file is cached once (briefly twice while it is loaded); nothing per request.
+    assert!(grown_mib < 200, "peak RSS grew by {grown_mib} MiB");
+}
