@@ -1,7 +1,8 @@
 //! `bramble serve` TFTP against Debian's real clients: atftp (blksize, tsize, windowsize,
 //! timeout), the tftp-hpa client (no options; netascii and binary), curl and busybox. Each
 //! downloads files of 0 bytes, 1 byte, whole multiples of the block size, and more than 65535
-//! blocks (the block counter wraps), and sha256sum must agree with the original.
+//! blocks (the block counter wraps), and sha256sum must agree with the original. Netascii:
+//! curl's unconverted copy must be the CR LF form, atftp's and tftp-hpa's the original.
 
 mod common;
 

@@ -1,7 +1,8 @@
 //! TFTP behaviour no stock client can provoke, from a scripted client that writes and reads the
 //! packets byte by byte (RFC 1350 layouts written out here, not borrowed from bramble): the Pi's
 //! probe-and-abort, repeated requests, wrap to 0, duplicate ACKs, vanishing clients, UEFI's
-//! tsize probe, option echo, safety and limits.
+//! tsize probe, option echo, safety and limits; and issue 12's attacks: `timeout=255` hogs,
+//! ERROR floods, ACK-per-block windows, netascii requests against the daemon's peak RSS.
 
 mod common;
 
