@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// A burst a Pi's boot does not reach (it asks for a dozen files that do not exist in its
-/// first seconds), then a steady rate.
-pub const BURST: u32 = 20;
+/// A burst no boot loader's search reaches (a Pi asks for a few files that do not exist in its
+/// first seconds; pxelinux and GRUB try a dozen or so config names), then a steady rate.
+pub const BURST: u32 = 50;
 pub const PER_SECOND: u32 = 10;
 /// Addresses tracked at once; beyond it, new addresses get no ERROR until room is made.
 pub const MAX_SOURCES: usize = 4096;
