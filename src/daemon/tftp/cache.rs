@@ -151,9 +151,8 @@ impl FileCache {
         // Evict the least recently used of the files nobody is sending until the new one fits.
         while state.used + key.len > self.budget {
             let oldest = state.entries.iter().filter(|(_, s)| !s.in_use()).min_by_key(|(_, s)| s.last_used);
-            let Some(oldest) = oldest.map(|(k, _)| *k) else {
-                return None;
-            };
+            // None: every cached file is being sent.
+            let oldest = oldest.map(|(k, _)| *k)?;
             if let Some(slot) = state.entries.remove(&oldest) {
                 state.used -= slot.size;
             }
