@@ -226,9 +226,10 @@ fn request_transfer(shared: &Arc<Shared>, request: Request, d: Datagram) {
             // The client repeated its request because our first reply was slow or lost, and it
             // may already have latched on to that reply's port (pxelinux does): a new transfer
             // from a new port would strand it. The running one sends its first packet again.
-            // (dnsmasq, in its usual one-port-per-transfer mode, and tftp-hpa start a second
-            // transfer beside the first instead, so the first goes on too; a replacement is
-            // only right when the client has moved on.)
+            // dnsmasq (src/tftp.c, tftp_request) never strands it either: in its default mode
+            // each RRQ gets a transfer of its own on a new port and the first one goes on; only
+            // with --tftp-single-port does a repeated RRQ from the same address and port
+            // replace the transfer, which there keeps the same port.
             debug!(peer = %d.peer, "tftp: a repeated request; the transfer in progress answers it");
             running.repeated.store(true, Ordering::Release);
             running.wake.notify_one();
