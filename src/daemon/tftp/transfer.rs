@@ -7,7 +7,8 @@
 //!   Apprentice); a late or repeated ACK is ignored;
 //! - an ACK inside the window slides it: only blocks never sent go out, so a client that
 //!   acknowledges every block of a window costs one packet per block, not a window per ACK;
-//!   blocks lost in between come back when the timer expires;
+//!   an ACK that skips blocks (an RFC 7440 receiver reporting a gap) restarts the window from
+//!   the gap, at most once per retransmission timeout; other losses wait for the timer;
 //! - before the client has acknowledged anything, at most one packet is out (the OACK, or
 //!   DATA 1), so a forged request cannot make the server flood a victim;
 //! - a transfer that makes no progress for [`Limits::give_up_after`] ends, whatever `timeout`
@@ -73,6 +74,8 @@ pub struct Transfer {
     /// How long the transfer may go without progress, and when that runs out.
     give_up_after: Duration,
     give_up_at: Instant,
+    /// When an ACK last restarted the window from a gap.
+    last_restart: Option<Instant>,
     deadline: Instant,
     outcome: Option<Outcome>,
     retransmitted: u64,
@@ -112,6 +115,7 @@ impl Transfer {
             max_retries: limits.retries,
             give_up_after,
             give_up_at: now + give_up_after,
+            last_restart: None,
             deadline: (now + rto).min(now + give_up_after),
             outcome: None,
             retransmitted: 0,
@@ -230,6 +234,18 @@ impl Transfer {
                     return Vec::new();
                 }
                 self.progress(now);
+                // An ACK that skips blocks and stops short of what was sent is how an RFC 7440
+                // receiver reports a gap: the window restarts there, as the timer would restart
+                // it, and no more often than the timer (so no pattern of ACKs gets more resent
+                // than silence). An ACK one block on is a client acknowledging every block.
+                let gap = ahead > 1 && abs < self.sent;
+                if gap && self.last_restart.is_none_or(|at| now.saturating_duration_since(at) >= self.base_rto) {
+                    self.last_restart = Some(now);
+                    let resent = self.sent - abs;
+                    let actions = self.send_range(abs + 1, abs + self.windowsize);
+                    self.retransmitted += resent.min(actions.len() as u64);
+                    return actions;
+                }
                 self.slide_window()
             }
             // Anything else from the client (a stray DATA, OACK or request) changes nothing.
@@ -424,10 +440,11 @@ mod tests {
             w.iter().map(|a| if let Action::SendData { block, .. } = a { *block } else { 0 }).collect::<Vec<_>>(),
             [1, 2, 3, 4]
         );
-        // Block 3 was lost: the client acks 2. The window slides to 3..6, and only 5 and 6,
-        // never sent, go out: 3 and 4 may still be on their way.
+        // Block 3 was lost: the client acks 2, skipping a block short of the window's end. The
+        // window restarts at 3.
         let w = t.on_packet(&ack(2), now);
-        assert_eq!(w, vec![data(5, 2048, 512), data(6, 2560, 512)]);
+        assert_eq!(blocks(&w), [3, 4, 5, 6]);
+        assert_eq!(t.retransmitted(), 2);
         // The timer resends the window from the first unacknowledged block.
         let due = t.deadline().unwrap();
         let w = t.on_timeout(due);
@@ -485,16 +502,40 @@ mod tests {
     }
 
     #[test]
+    fn acks_that_skip_blocks_restart_the_window_no_more_often_than_the_timer() {
+        // A client acknowledging every other block looks like one reporting a gap each time:
+        // the window restarts once per retransmission timeout, not per ACK.
+        let total = 4096u64;
+        let (mut t, _, t0) = start(512 * total - 1, &[("windowsize", "64")]);
+        let mut sent = blocks(&t.on_packet(&ack(0), t0)).len() as u64;
+        let mut next = 2u64;
+        let mut now = t0;
+        while t.outcome().is_none() && next <= total {
+            now += Duration::from_millis(10);
+            sent += blocks(&t.on_packet(&ack((next % 65536) as u16), now)).len() as u64;
+            next = (next + 2).min(total).max(next + 1);
+        }
+        let elapsed_rtos = (now - t0).as_millis() as u64 / 1000 + 1;
+        assert_eq!(t.outcome(), Some(&Outcome::Complete));
+        assert!(sent <= total + 64 * elapsed_rtos, "{sent} packets for {total} blocks over {elapsed_rtos} s");
+    }
+
+    #[test]
     fn an_in_window_ack_sends_only_what_is_new() {
         let (mut t, _, now) = start(512 * 100, &[("windowsize", "8")]);
         assert_eq!(blocks(&t.on_packet(&ack(0), now)), [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(blocks(&t.on_packet(&ack(1), now)), [9]);
-        assert_eq!(blocks(&t.on_packet(&ack(4), now)), [10, 11, 12]);
+        assert_eq!(blocks(&t.on_packet(&ack(2), now)), [10]);
+        // One that skips blocks restarts the window (5 to 10 again, then the new 11 and 12);
+        // the next one within the same timeout only slides it.
+        assert_eq!(blocks(&t.on_packet(&ack(4), now)), [5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(blocks(&t.on_packet(&ack(6), now)), [13, 14]);
+        assert_eq!(t.retransmitted(), 6);
         // Late or repeated ACKs inside the window are not news.
         assert!(t.on_packet(&ack(3), now).is_empty());
         assert!(t.on_packet(&ack(4), now).is_empty());
-        // The window end: a full new window.
-        assert_eq!(blocks(&t.on_packet(&ack(12), now)), [13, 14, 15, 16, 17, 18, 19, 20]);
+        // The window end: the blocks up to a full new window.
+        assert_eq!(blocks(&t.on_packet(&ack(14), now)), [15, 16, 17, 18, 19, 20, 21, 22]);
     }
 
     #[test]
