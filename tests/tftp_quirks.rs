@@ -606,3 +606,39 @@ fn netascii_requests_hold_no_copy_of_the_file() {
     // The 40 MiB file is cached once (briefly twice while it is loaded); nothing per request.
     assert!(grown_mib < 200, "peak RSS grew by {grown_mib} MiB");
 }
+
+#[test]
+fn a_gap_reported_inside_a_window_is_resent_at_once() {
+    // An RFC 7440 receiver that misses block 3 of a window acknowledges block 2; the server
+    // resends from 3 without waiting for its timer (5 s here).
+    let files = tree(&[("f", pattern(512 * 40))]);
+    let cfg = config(files.path(), "timeout_ms = 5000");
+    let daemon = Daemon::start(&["--config", &cfg]);
+    let c = Client::new(daemon.addr);
+    c.send_request(&rrq(b"f", "octet", &[("windowsize", "8")]));
+    let (_, tid) = c.expect();
+    c.send(&ack(0), tid);
+    let window: Vec<u16> = (0..8).map(|_| block(&c.expect().0)).collect();
+    assert_eq!(window, [1, 2, 3, 4, 5, 6, 7, 8]);
+    let reported = Instant::now();
+    c.send(&ack(2), tid);
+    let (p, _) = c.expect();
+    assert_eq!(block(&p), 3, "the window did not restart at the gap");
+    assert!(reported.elapsed() < Duration::from_secs(4), "resent after {:?}: by the timer", reported.elapsed());
+    // The rest arrives in order from there.
+    let mut next = 3u16;
+    let mut bytes = pattern(512 * 40)[..1024].to_vec();
+    let mut packet = p;
+    loop {
+        if block(&packet) == next {
+            bytes.extend_from_slice(&packet[4..]);
+            c.send(&ack(next), tid);
+            if packet.len() - 4 < 512 {
+                break;
+            }
+            next += 1;
+        }
+        packet = c.expect().0;
+    }
+    assert!(bytes == pattern(512 * 40));
+}
