@@ -1,7 +1,8 @@
 //! `bramble serve` TFTP against Debian's real clients: atftp (blksize, tsize, windowsize,
 //! timeout), the tftp-hpa client (no options; netascii and binary), curl and busybox. Each
 //! downloads files of 0 bytes, 1 byte, whole multiples of the block size, and more than 65535
-//! blocks (the block counter wraps), and sha256sum must agree with the original.
+//! blocks (the block counter wraps), and sha256sum must agree with the original. Netascii:
+//! curl's unconverted copy must be the CR LF form, atftp's and tftp-hpa's the original.
 
 mod common;
 
@@ -156,4 +157,48 @@ fn missing_files_get_a_prompt_error_from_every_client() {
     // Every one was answered at once, not left to time out.
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(daemon.wait_log("outcome=\"file not found\"", 3).len(), 3);
+}
+
+#[test]
+fn netascii_by_curl_atftp_and_tftp_hpa() {
+    // Converted as the blocks go out: line ends that straddle block boundaries, bare CRs and
+    // CR LF pairs, across many blocks. curl writes what it receives unconverted, so its copy
+    // must be the CR LF form exactly; atftp and tftp-hpa convert back, so theirs must be the
+    // original.
+    let mut text = Vec::new();
+    for i in 0..20_000usize {
+        text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, i % 37));
+        text.extend_from_slice([&b"\n"[..], b"\r\n", b"\r", b"\n\n"][i % 4]);
+    }
+    let mut wire = Vec::new();
+    for &b in &text {
+        match b {
+            b'\n' => wire.extend_from_slice(b"\r\n"),
+            b'\r' => wire.extend_from_slice(b"\r\0"),
+            _ => wire.push(b),
+        }
+    }
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("notes.txt"), &text).unwrap();
+    let daemon = Daemon::start(&["--tftp-root", path_str(tree.path())]);
+    let port = daemon.port();
+    let out = tempfile::tempdir().unwrap();
+    for (i, extra) in [&[][..], &["--tftp-blksize", "1468"][..]].iter().enumerate() {
+        let file = out.path().join(format!("curl{i}"));
+        let url = format!("tftp://127.0.0.1:{port}/notes.txt;mode=netascii");
+        let mut args = vec!["-sS", "--fail", "-o", path_str(&file)];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        tool_ok("curl", &args);
+        assert_eq!(sha(&file), sha256_of(&wire), "curl {extra:?}: not the CR LF conversion");
+    }
+    let hpa = out.path().join("hpa");
+    tool_ok("tftp", &["127.0.0.1", &port, "-m", "netascii", "-c", "get", "notes.txt", path_str(&hpa)]);
+    assert_eq!(sha(&hpa), sha256_of(&text), "tftp-hpa");
+    let atftp = out.path().join("atftp");
+    tool_ok("atftp", &["--mode", "netascii", "-g", "-r", "notes.txt", "-l", path_str(&atftp), "127.0.0.1", &port]);
+    assert_eq!(sha(&atftp), sha256_of(&text), "atftp");
+    let log = daemon.wait_log("file=notes.txt", 4);
+    let bytes = format!("bytes={}", wire.len());
+    assert!(log.iter().all(|l| l.contains("outcome=\"complete\"") && l.contains(&bytes)), "{log:#?}");
 }

@@ -151,6 +151,11 @@ impl Daemon {
         self.addr.port().to_string()
     }
 
+    /// The daemon's process ID (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -2,6 +2,11 @@
 //! start4.elf cost one read from disk. Concurrent first requests wait for the same load; the
 //! least recently used files leave when the size bound is passed; a changed file (size, mtime or
 //! inode) is a new entry. Files larger than the whole bound are read from disk as they are sent.
+//!
+//! The bound covers every file's bytes in memory, also those transfers still hold: a file being
+//! sent is not evicted (that would let requests for alternating files each load their own copy
+//! and hold it while unanswered), and when no room can be made the new file is read from disk
+//! as it is sent instead.
 
 use crate::daemon::files::Found;
 use std::collections::HashMap;
@@ -66,6 +71,13 @@ struct Slot {
     last_used: u64,
 }
 
+impl Slot {
+    /// Loading, or held by a transfer as well as by the cache.
+    fn in_use(&self) -> bool {
+        self.cell.get().is_none_or(|bytes| Arc::strong_count(bytes) > 1)
+    }
+}
+
 #[derive(Default)]
 struct State {
     entries: HashMap<Key, Slot>,
@@ -102,7 +114,10 @@ impl FileCache {
             return Ok(Content::Disk { file: Arc::new(found.file), len: m.len() });
         }
         let key = Key { dev: m.dev(), ino: m.ino(), len: m.len(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec() };
-        let cell = self.slot(key);
+        let Some(cell) = self.slot(key) else {
+            tracing::debug!(path = %found.path.display(), "tftp: the cache is full of files being sent; read from disk");
+            return Ok(Content::Disk { file: Arc::new(found.file), len: m.len() });
+        };
         let path = found.path;
         let mut file = Some(found.file);
         let result = cell
@@ -124,30 +139,28 @@ impl FileCache {
         }
     }
 
-    /// The slot for `key`, created (and room made for it) if new.
-    fn slot(&self, key: Key) -> Arc<OnceCell<Arc<[u8]>>> {
+    /// The slot for `key`, created (and room made for it) if new; `None` if there is no room.
+    fn slot(&self, key: Key) -> Option<Arc<OnceCell<Arc<[u8]>>>> {
         let mut state = self.state.lock().expect("cache lock");
         state.clock += 1;
         let now = state.clock;
         if let Some(slot) = state.entries.get_mut(&key) {
             slot.last_used = now;
-            return slot.cell.clone();
+            return Some(slot.cell.clone());
         }
-        let cell = Arc::new(OnceCell::new());
-        state.entries.insert(key, Slot { cell: cell.clone(), size: key.len, last_used: now });
-        state.used += key.len;
-        // Evict the least recently used until the new file fits; transfers keep their own Arc.
-        while state.used > self.budget {
-            let Some(oldest) =
-                state.entries.iter().filter(|(k, _)| **k != key).min_by_key(|(_, s)| s.last_used).map(|(k, _)| *k)
-            else {
-                break;
-            };
+        // Evict the least recently used of the files nobody is sending until the new one fits.
+        while state.used + key.len > self.budget {
+            let oldest = state.entries.iter().filter(|(_, s)| !s.in_use()).min_by_key(|(_, s)| s.last_used);
+            // None: every cached file is being sent.
+            let oldest = oldest.map(|(k, _)| *k)?;
             if let Some(slot) = state.entries.remove(&oldest) {
                 state.used -= slot.size;
             }
         }
-        cell
+        let cell = Arc::new(OnceCell::new());
+        state.entries.insert(key, Slot { cell: cell.clone(), size: key.len, last_used: now });
+        state.used += key.len;
+        Some(cell)
     }
 
     fn forget(&self, key: Key) {
@@ -218,6 +231,38 @@ mod tests {
         std::fs::write(&paths[0], vec![3u8; 999]).unwrap();
         let Content::Memory(bytes) = cache.get(found(&paths[0])).await.unwrap() else { panic!() };
         assert_eq!(bytes.len(), 999);
+    }
+
+    #[tokio::test]
+    async fn files_being_sent_stay_and_count_so_the_bound_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(3000);
+        let paths: Vec<_> = (0..4).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for p in &paths {
+            std::fs::write(p, vec![1u8; 1000]).unwrap();
+        }
+        // Three transfers hold the three files: a fourth file cannot push them out, and is
+        // read from disk instead of taking memory past the bound.
+        let held: Vec<Content> = hold_all(&cache, &paths[..3]).await;
+        assert!(held.iter().all(|c| matches!(c, Content::Memory(_))));
+        let fourth = cache.get(found(&paths[3])).await.unwrap();
+        assert!(matches!(fourth, Content::Disk { len: 1000, .. }));
+        assert_eq!((cache.used(), cache.loads()), (3000, 3));
+        // A held file is still shared, not loaded again.
+        assert!(matches!(cache.get(found(&paths[0])).await.unwrap(), Content::Memory(_)));
+        assert_eq!(cache.loads(), 3);
+        // Once one transfer ends, its file may make room.
+        drop(held);
+        assert!(matches!(cache.get(found(&paths[3])).await.unwrap(), Content::Memory(_)));
+        assert_eq!((cache.used(), cache.loads()), (3000, 4));
+    }
+
+    async fn hold_all(cache: &FileCache, paths: &[std::path::PathBuf]) -> Vec<Content> {
+        let mut out = Vec::new();
+        for p in paths {
+            out.push(cache.get(found(p)).await.unwrap());
+        }
+        out
     }
 
     #[tokio::test]

@@ -26,21 +26,6 @@ impl Mode {
     }
 }
 
-/// Content as netascii sends it (RFC 764 via RFC 1350): LF becomes CR LF and a bare CR becomes
-/// CR NUL, so the receiver's reverse mapping restores the bytes exactly.
-pub fn to_netascii(bytes: &[u8]) -> Vec<u8> {
-    let extra = bytes.iter().filter(|&&b| b == b'\n' || b == b'\r').count();
-    let mut out = Vec::with_capacity(bytes.len() + extra);
-    for &b in bytes {
-        match b {
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b'\r' => out.extend_from_slice(b"\r\0"),
-            _ => out.push(b),
-        }
-    }
-    out
-}
-
 /// RFC 2348: the block size a client may ask for.
 pub const MIN_BLKSIZE: u16 = 8;
 pub const MAX_BLKSIZE: u16 = 65464;
@@ -74,6 +59,22 @@ impl Default for Limits {
             max_timeout: Duration::from_secs(5),
             retries: 6,
         }
+    }
+}
+
+impl Limits {
+    /// How long a transfer may go without progress: the server's own retransmission schedule
+    /// (first timeout, doubling up to `max_timeout`, `retries` times) run to its end — 27 s by
+    /// default. It applies whatever `timeout` the client asks for, so a request for
+    /// `timeout=255` holds its place no longer than one without.
+    pub fn give_up_after(&self) -> Duration {
+        let mut wait = self.timeout;
+        let mut total = Duration::ZERO;
+        for _ in 0..=self.retries {
+            total += wait;
+            wait = (wait * 2).min(self.max_timeout.max(self.timeout));
+        }
+        total
     }
 }
 
@@ -113,7 +114,9 @@ pub fn negotiate(options: &[(&str, &str)], mode: Mode, size: u64, limits: &Limit
             // command-line word ("enable"), which means the same. Declined for an empty file:
             // curl rejects "tsize 0" in an OACK, and the one empty block says the same thing.
             "tsize" if mode == Mode::Octet && size > 0 => Some(size.to_string()),
-            "windowsize" => value.parse::<u16>().ok().filter(|&w| w >= 1).map(|asked| {
+            // Netascii is converted as it is sent, one block after the other, so its blocks
+            // have no offsets to resend a window from (dnsmasq also declines windowsize there).
+            "windowsize" if mode == Mode::Octet => value.parse::<u16>().ok().filter(|&w| w >= 1).map(|asked| {
                 n.windowsize = asked.min(limits.max_windowsize.max(1));
                 n.windowsize.to_string()
             }),
@@ -204,15 +207,20 @@ mod tests {
     #[test]
     fn tsize_only_in_octet_mode_and_unknown_options_ignored() {
         assert!(oack(&[("tsize", "0")], Mode::Netascii).is_empty());
+        assert!(oack(&[("windowsize", "8")], Mode::Netascii).is_empty());
+        assert_eq!(negotiate(&[("windowsize", "8")], Mode::Netascii, 9, &Limits::default()).windowsize, 1);
         assert_eq!(oack(&[("tsize", "enable")], Mode::Octet), pairs(&[("tsize", "4242")]));
         assert!(negotiate(&[("tsize", "0")], Mode::Octet, 0, &Limits::default()).oack.is_empty());
         assert!(oack(&[("multicast", ""), ("rollover", "0"), ("utimeout", "100")], Mode::Octet).is_empty());
     }
 
     #[test]
-    fn netascii_encoding() {
-        assert_eq!(to_netascii(b"a\nb\rc\r\n"), b"a\r\nb\r\0c\r\0\r\n");
-        assert_eq!(to_netascii(b""), b"");
+    fn the_idle_bound_is_the_servers_own_schedule() {
+        assert_eq!(Limits::default().give_up_after(), Duration::from_secs(1 + 2 + 4 + 5 + 5 + 5 + 5));
+        let fast = Limits { timeout: Duration::from_millis(100), retries: 3, ..Limits::default() };
+        assert_eq!(fast.give_up_after(), Duration::from_millis(100 + 200 + 400 + 800));
+        let none = Limits { retries: 0, ..Limits::default() };
+        assert_eq!(none.give_up_after(), Duration::from_secs(1));
     }
 
     #[test]
