@@ -71,9 +71,15 @@ fn client_roots_survive_a_redeploy_unless_reset_and_the_service_is_installed() {
     std::fs::copy("/usr/bin/kill", sys.join("usr/bin/kill")).unwrap();
     std::os::unix::fs::symlink("usr/bin", sys.join("bin")).unwrap();
 
+    // Leases of a daemon run by hand beside daemon.toml go to the service's state folder.
+    let leases = "[[lease]]\nmac = \"02:00:00:00:00:31\"\nip = \"10.42.0.100\"\nexpires = 1800000000\n";
+    std::fs::create_dir_all(&lab).unwrap();
+    std::fs::write(lab.join("leases.toml"), leases).unwrap();
     let out = deploy(&d.join("a/lab"), &sys, &[]).success().get_output().stdout.clone();
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("systemd is not running here"), "{out}");
+    assert_eq!(std::fs::read_to_string(sys.join("var/lib/bramble/leases.toml")).unwrap(), leases);
+    assert_eq!(std::fs::read_to_string(lab.join("leases.toml")).unwrap(), leases);
     // The service, judged by systemd: the unit verifies against the root's files, is enabled,
     // and its account exists.
     let unit = sys.join("etc/systemd/system/bramble.service");
@@ -92,6 +98,19 @@ fn client_roots_survive_a_redeploy_unless_reset_and_the_service_is_installed() {
     // Warnings (an unknown key, a missing program) are on stderr even when it succeeds.
     let said = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    // As locked down as the image's (tests/server_image.rs).
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--root", path_str(&sys), "bramble.service"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout).into_owned();
+    let score: f64 = report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for bramble.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {report}{}", String::from_utf8_lossy(&security.stderr)));
+    assert!(score <= 2.5, "bramble.service exposure {score}:\n{report}");
     let enabled = Command::new("systemctl")
         .args([&format!("--root={}", sys.display()), "is-enabled", "bramble.service"])
         .output()

@@ -1,5 +1,6 @@
 //! A new lab while the daemon runs, as `systemctl reload bramble` does it: `bramble deploy`
-//! swaps a changed lab in and SIGHUP tells `bramble serve`. In namespaces this test makes, a
+//! swaps a changed lab in and SIGHUP tells `bramble serve`, which sees the lab through a
+//! read-only bind mount as the unit's `ReadOnlyPaths=` gives it. In namespaces this test makes, a
 //! TFTP read held in flight across the reload (tests/scripts/slow_tftp_get.py) must end with
 //! the old lab's bytes; tftp-hpa must get the new lab's files and its new client's route only
 //! after the reload; udhcpc must keep the address it was leased and a client the new lab adds
@@ -99,7 +100,18 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
     make_lab(&d.join("b"), &big_b, true);
     let dest = d.join("srv/bramble");
     deploy(&d.join("a"), &dest);
-    let mut daemon = NsDaemon::start(&net.server, &["--config", path_str(&dest.join("daemon.toml"))]);
+    // The lab read-only over itself, as the unit's ReadOnlyPaths= has it: the swap must still
+    // reach the daemon.
+    // The leases outside it, as the unit keeps them in its StateDirectory.
+    let leases = d.join("state/leases.toml");
+    let mut daemon = NsDaemon::start_read_only(
+        &net.server,
+        &dest,
+        &["--config", path_str(&dest.join("daemon.toml")), "--lease-file", path_str(&leases)],
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
+    let bound = mounts.lines().find(|l| l.split(' ').nth(4) == Some(path_str(&dest)));
+    assert!(bound.is_some_and(|l| l.split(' ').nth(5).unwrap().starts_with("ro")), "{mounts}");
     assert_eq!(lease(&net, d, "02:00:00:00:00:31"), "10.77.0.100");
     assert_eq!(lease(&net, d, "02:00:00:00:00:32"), "10.77.0.101");
 
@@ -135,6 +147,8 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
     assert!(slow.wait().unwrap().success(), "the held read failed: {last:?}\n{:#?}", daemon.log());
     assert_eq!(last.as_deref(), Some("done 100000"));
     assert!(std::fs::read(&received).unwrap() == big_a, "the held read got other bytes than the old lab's");
+    // The server logs a transfer when the last ACK arrives, a moment after the client has gone.
+    daemon.wait_log("outcome=\"complete\"", 3);
     let complete =
         daemon.log().iter().filter(|l| l.contains("file=big.bin") && l.contains("outcome=\"complete\"")).count();
     assert_eq!(complete, 2, "{:#?}", daemon.log());
@@ -142,8 +156,11 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
     // The leases stayed; the new lab's client gets its fixed address.
     assert_eq!(lease(&net, d, "02:00:00:00:00:32"), "10.77.0.101", "a lease was lost");
     assert_eq!(lease(&net, d, "02:00:00:00:00:99"), "10.77.0.50");
+    let complaints: Vec<String> =
+        daemon.log().into_iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
     assert!(daemon.stop(), "bramble serve stops on SIGTERM");
-    let saved = std::fs::read_to_string(dest.join("leases.toml")).unwrap();
+    let saved = std::fs::read_to_string(&leases).unwrap();
     for mac in ["02:00:00:00:00:31", "02:00:00:00:00:32"] {
         assert!(saved.contains(mac), "{mac} not in the lease file: {saved}");
     }

@@ -112,6 +112,23 @@ fn run_tool(program: &str, args: &[&str], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The service keeps its leases in its StateDirectory; a daemon run by hand kept them beside
+/// daemon.toml. The first install carries them over, so clients keep their addresses.
+fn carry_leases(root: &Path, lab_dir: &str, out: &mut dyn Write) -> Result<()> {
+    let state = join_root(root, Path::new(crate::lab::plan::SERVER_LEASE_FILE));
+    let by_hand = join_root(root, Path::new(lab_dir)).join(crate::lab::daemon_toml::default_lease_file());
+    if state.exists() || !by_hand.exists() {
+        return Ok(());
+    }
+    let dir = state.parent().expect("has a parent");
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the folder {} for the leases", dir.display()))?;
+    std::fs::copy(&by_hand, &state)
+        .with_context(|| format!("cannot carry the leases {} to {}", by_hand.display(), state.display()))?;
+    writeln!(out, "carried the leases {} to {}", by_hand.display(), state.display())?;
+    Ok(())
+}
+
 /// Install the unit and its user under `root`, enable it, and on the live system with systemd
 /// running, start it or (already running) reload it with the new lab.
 pub fn install(root: &Path, lab_dir: &str, out: &mut dyn Write) -> Result<()> {
@@ -136,6 +153,7 @@ pub fn install(root: &Path, lab_dir: &str, out: &mut dyn Write) -> Result<()> {
             .with_context(|| format!("cannot enable the unit: cannot create the symlink {}", link.display()))?;
     }
     writeln!(out, "installed {} and enabled it ({})", unit_file.display(), link.display())?;
+    carry_leases(root, lab_dir, out)?;
     if !live || !Path::new("/run/systemd/system").exists() {
         writeln!(out, "systemd is not running here: {UNIT_NAME} starts at the next boot")?;
         return Ok(());
