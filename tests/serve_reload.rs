@@ -3,8 +3,8 @@
 //! read-only bind mount as the unit's `ReadOnlyPaths=` gives it. In namespaces this test makes, a
 //! TFTP read held in flight across the reload (tests/scripts/slow_tftp_get.py) must end with
 //! the old lab's bytes; tftp-hpa must get the new lab's files and its new client's route only
-//! after the reload; udhcpc must keep the address it was leased and a client the new lab adds
-//! must get its fixed address.
+//! after the reload; udhcpc must keep the address it was leased where it fits the new pool, and
+//! a client the new lab adds must get its fixed address.
 
 mod common;
 
@@ -16,13 +16,15 @@ use std::process::{Command, Stdio};
 
 /// A lab folder: daemon.toml (DHCP server on veth0, files read from disk as they are sent, so
 /// the transfer in flight depends on its open file), `boot/big.bin`, and in the new lab a
-/// client `node9` with its own folder and a fixed address.
+/// client `node9` with its own folder and a fixed address, and a smaller pool.
 fn make_lab(dir: &Path, big: &[u8], node9: bool) {
     std::fs::create_dir_all(dir.join("boot")).unwrap();
     std::fs::write(dir.join("boot/big.bin"), big).unwrap();
-    let mut toml = String::from(
+    // The new lab's pool starts one address later: 10.77.0.100's lease no longer fits it.
+    let first = if node9 { 101 } else { 100 };
+    let mut toml = format!(
         "lab = \".\"\ninterface = \"veth0\"\n\n[tftp]\nroot_dirs = [\"boot\"]\ncache_mib = 0\n\n\
-         [dhcp]\nmode = \"server\"\nanswer = \"all\"\nrange = \"10.77.0.100-10.77.0.120\"\nlease_file = \"leases.toml\"\n",
+         [dhcp]\nmode = \"server\"\nanswer = \"all\"\nrange = \"10.77.0.{first}-10.77.0.120\"\nlease_file = \"leases.toml\"\n",
     );
     if node9 {
         std::fs::create_dir_all(dir.join("clients/node9")).unwrap();
@@ -114,6 +116,7 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
     assert!(bound.is_some_and(|l| l.split(' ').nth(5).unwrap().starts_with("ro")), "{mounts}");
     assert_eq!(lease(&net, d, "02:00:00:00:00:31"), "10.77.0.100");
     assert_eq!(lease(&net, d, "02:00:00:00:00:32"), "10.77.0.101");
+    assert_eq!(lease(&net, d, "02:00:00:00:00:33"), "10.77.0.102");
 
     // A read of the old lab's big.bin, held after its 50th block.
     let (go, received) = (d.join("go"), d.join("slow.bin"));
@@ -153,15 +156,20 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
         daemon.log().iter().filter(|l| l.contains("file=big.bin") && l.contains("outcome=\"complete\"")).count();
     assert_eq!(complete, 2, "{:#?}", daemon.log());
 
-    // The leases stayed; the new lab's client gets its fixed address.
+    // The leases that fit the new pool stayed; the one that does not was dropped and its
+    // client leased again from the new pool; the new lab's client gets its fixed address.
+    // (Asked first, a client whose lease was lost would get the pool's first address.)
+    assert_eq!(lease(&net, d, "02:00:00:00:00:33"), "10.77.0.102", "a lease was lost");
     assert_eq!(lease(&net, d, "02:00:00:00:00:32"), "10.77.0.101", "a lease was lost");
+    assert_eq!(lease(&net, d, "02:00:00:00:00:31"), "10.77.0.103");
     assert_eq!(lease(&net, d, "02:00:00:00:00:99"), "10.77.0.50");
     let complaints: Vec<String> =
         daemon.log().into_iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
-    assert!(complaints.is_empty(), "{complaints:#?}");
+    assert_eq!(complaints.len(), 1, "{complaints:#?}");
+    assert!(complaints[0].contains("lease no longer fits the new pool; dropped mac=02:00:00:00:00:31 ip=10.77.0.100"));
     assert!(daemon.stop(), "bramble serve stops on SIGTERM");
     let saved = std::fs::read_to_string(&leases).unwrap();
-    for mac in ["02:00:00:00:00:31", "02:00:00:00:00:32"] {
+    for mac in ["02:00:00:00:00:31", "02:00:00:00:00:32", "02:00:00:00:00:33"] {
         assert!(saved.contains(mac), "{mac} not in the lease file: {saved}");
     }
 }
