@@ -4,7 +4,8 @@
 //! TFTP read held in flight across the reload (tests/scripts/slow_tftp_get.py) must end with
 //! the old lab's bytes; tftp-hpa must get the new lab's files and its new client's route only
 //! after the reload; udhcpc must keep the address it was leased where it fits the new pool, and
-//! a client the new lab adds must get its fixed address.
+//! a client the new lab adds must get its fixed address; a configuration that does not load
+//! must change nothing.
 
 mod common;
 
@@ -167,6 +168,13 @@ fn a_reload_keeps_transfers_in_flight_and_leases_and_serves_the_new_lab() {
         daemon.log().into_iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
     assert_eq!(complaints.len(), 1, "{complaints:#?}");
     assert!(complaints[0].contains("lease no longer fits the new pool; dropped mac=02:00:00:00:00:31 ip=10.77.0.100"));
+    // A configuration that does not load changes nothing.
+    std::fs::write(dest.join("daemon.toml"), "lab = \".\"\ninterface = \"veth0\"\n[[client]]\nname = 7\n").unwrap();
+    let hup = Command::new("kill").args(["-HUP", &daemon.pid().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let failed = daemon.wait_log("reload failed; still serving the previous lab", 1);
+    assert!(failed.len() == 1 && failed[0].contains("daemon.toml"), "{:#?}", daemon.log());
+    assert_eq!(tftp_get(&net, d, "0000beef/hello.txt").unwrap(), b"hello from node9\n");
     assert!(daemon.stop(), "bramble serve stops on SIGTERM");
     let saved = std::fs::read_to_string(&leases).unwrap();
     for mac in ["02:00:00:00:00:31", "02:00:00:00:00:32", "02:00:00:00:00:33"] {
