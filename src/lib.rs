@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod deploy;
 pub mod diagnostic;
 pub mod digest;
 pub mod disk;

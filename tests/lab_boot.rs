@@ -103,7 +103,13 @@ fn two_machines_boot_one_shared_root() {
         .assert()
         .success();
     let dest = dir.join("srv");
-    common::bramble().arg("deploy").arg(dir.join("out/lab")).arg(&dest).arg("--no-exports").assert().success();
+    common::bramble()
+        .arg("deploy")
+        .arg(dir.join("out/lab"))
+        .arg(&dest)
+        .args(["--no-exports", "--no-service"])
+        .assert()
+        .success();
     let os_root = std::fs::read_dir(dest.join("os")).unwrap().next().unwrap().unwrap().path().join("root");
     assert!(os_root.join("etc/os-release").exists(), "deploy unpacked no root at {}", os_root.display());
 

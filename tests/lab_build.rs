@@ -6,32 +6,14 @@
 
 mod common;
 
-use bramble::source::eeprom_release::{RELEASES, RPI_EEPROM};
+use bramble::source::eeprom_release::RPI_EEPROM;
 use common::http::HttpServer;
+use common::raspios::site;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1dXzLdQzNn3m5bLx0aN3ZqT1xR2c3d4e5f6g7h8i9 me@lab";
-
-/// The image and the bootloader releases, where `bramble fetch` will look.
-fn site(image: &Path) -> (HttpServer, String) {
-    let server = HttpServer::start();
-    let bytes = std::fs::read(image).unwrap();
-    let sha = common::sha256_of(&bytes);
-    server.put("/pi.img.xz", bytes);
-    for r in RELEASES {
-        let dir = eeprom_fixtures().join(format!("firmware-{}/default", r.chip.number()));
-        for f in [r.image, r.recovery] {
-            let file = f.url.rsplit('/').next().unwrap();
-            server.put(
-                &format!("/rpi-eeprom{}", f.url.strip_prefix(RPI_EEPROM).unwrap()),
-                std::fs::read(dir.join(file)).unwrap(),
-            );
-        }
-    }
-    (server, sha)
-}
 
 fn recipe(url: &str, sha: &str, root: &str) -> String {
     format!(

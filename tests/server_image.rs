@@ -180,7 +180,8 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, debugfs(&root, &format!("cat /etc/systemd/system/{unit}"))).unwrap();
     }
-    for exe in ["usr/bin/bramble", "usr/lib/bramble/firstboot"] {
+    // The programs the units run (ExecReload='s kill too), as stubs.
+    for exe in ["usr/bin/bramble", "usr/lib/bramble/firstboot", "bin/kill"] {
         let p = units.join(exe);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "#!/bin/sh\n").unwrap();

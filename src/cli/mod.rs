@@ -56,7 +56,8 @@ enum Command {
     Extract(image::ExtractArgs),
     /// Build the lab: client roots, boot files, PC menus, bootloader updates, daemon config
     Build(build::Args),
-    /// Put a built lab in place on the server (as root): unpack the roots, install the exports
+    /// Put a built lab in place on the server (as root): unpack the roots, keep the clients' own,
+    /// install the exports and the daemon's service
     Deploy(deploy::Args),
     /// Run the boot daemon: DHCP or proxyDHCP, TFTP and HTTP for Pi and PC clients
     Serve(serve::Args),

@@ -1,5 +1,7 @@
 //! `bramble serve`: run the daemon's services (TFTP, and DHCP unless it is off) in one runtime
-//! until Ctrl-C or SIGTERM, from a lab's daemon.toml or from dnsmasq-style flags.
+//! until Ctrl-C or SIGTERM, from a lab's daemon.toml or from dnsmasq-style flags. SIGHUP
+//! (`systemctl reload bramble`) reads the configuration again and gives the running services
+//! the new lab, keeping the transfers in flight and the leases.
 
 use crate::daemon::config::{DaemonConfig, DhcpConfig, HttpConfig, TftpConfig};
 use crate::daemon::dhcp::boot::BootFiles;
@@ -225,6 +227,11 @@ pub fn run(args: Args) -> Result<()> {
         let tftp = TftpServer::bind(plan.tftp)?;
         let dhcp = plan.dhcp.map(DhcpServer::bind).transpose()?;
         let http = plan.http.map(crate::daemon::http::HttpServer::bind).transpose()?;
+        let reload = Reloaders {
+            tftp: tftp.reloader(),
+            dhcp: dhcp.as_ref().map(DhcpServer::reloader),
+            http: http.as_ref().map(crate::daemon::http::HttpServer::reloader),
+        };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = || {
             let mut rx = stopped.clone();
@@ -241,9 +248,69 @@ pub fn run(args: Args) -> Result<()> {
         let tftp = tftp.run(until_stopped());
         let dhcp = optional(dhcp.map(|d| d.run(until_stopped())));
         let http = optional(http.map(|h| h.run(until_stopped())));
-        tokio::try_join!(signal, tftp, dhcp, http)?;
+        let reloads = reload.run(&args, until_stopped());
+        tokio::try_join!(signal, tftp, dhcp, http, reloads)?;
         Ok(())
     })
+}
+
+/// The running services' reload handles.
+struct Reloaders {
+    tftp: crate::daemon::tftp::server::TftpReload,
+    dhcp: Option<crate::daemon::dhcp::server::DhcpReload>,
+    http: Option<crate::daemon::http::server::HttpReload>,
+}
+
+impl Reloaders {
+    /// On each SIGHUP until `shutdown`: read the configuration again and apply it. A
+    /// configuration that does not load changes nothing: the daemon goes on with the lab it has.
+    async fn run(self, args: &Args, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reload: cannot watch for SIGHUP; restart the daemon to load a new lab");
+                return Ok(());
+            }
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = hangup.recv() => {}
+            }
+            // Reading the files and the interface's address is quick, blocking work.
+            match tokio::task::block_in_place(|| plan(args)).and_then(|p| self.apply(p)) {
+                Ok(restart) => {
+                    for what in restart {
+                        tracing::warn!("reload: {what}");
+                    }
+                    tracing::info!(config = ?args.config, "reload: serving the new lab");
+                }
+                Err(e) => tracing::error!(error = format!("{e:#}"), "reload failed; still serving the previous lab"),
+            }
+        }
+    }
+
+    /// The new configuration has loaded (clients, routes, DHCP settings); its folders are
+    /// checked before any service swaps, so a lab that is not there reaches none of them.
+    fn apply(&self, plan: Plan) -> Result<Vec<String>> {
+        for root in std::iter::once(&plan.tftp.root).chain(plan.http.as_ref().map(|h| &h.root)) {
+            let meta = std::fs::metadata(root).with_context(|| format!("cannot serve {}", root.display()))?;
+            anyhow::ensure!(meta.is_dir(), "cannot serve {}: not a folder", root.display());
+        }
+        let mut restart = Vec::new();
+        if plan.dhcp.is_some() != self.dhcp.is_some() || plan.http.is_some() != self.http.is_some() {
+            restart.push("DHCP or HTTP was switched on or off; that applies at the next restart".to_string());
+        }
+        if let (Some(reload), Some(config)) = (&self.http, plan.http) {
+            restart.extend(reload.apply(config)?);
+        }
+        restart.extend(self.tftp.apply(&plan.tftp)?);
+        if let (Some(reload), Some(config)) = (&self.dhcp, plan.dhcp) {
+            restart.extend(reload.apply(config));
+        }
+        Ok(restart)
+    }
 }
 
 /// A service that may be switched off.

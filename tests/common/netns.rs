@@ -74,10 +74,26 @@ pub struct NsDaemon {
 impl NsDaemon {
     /// Start `bramble -v serve ARGS` in `ns`; returns once the DHCP server says it is serving.
     pub fn start(ns: &Netns, args: &[&str]) -> NsDaemon {
-        let mut child = ns
-            .command(assert_cmd::cargo::cargo_bin("bramble").to_str().expect("utf-8 path"))
-            .args(["-v", "serve"])
-            .args(args)
+        let mut command = ns.command(assert_cmd::cargo::cargo_bin("bramble").to_str().expect("utf-8 path"));
+        command.args(["-v", "serve"]).args(args);
+        NsDaemon::launch(command)
+    }
+
+    /// As [`NsDaemon::start`], in a mount namespace of its own where `read_only` is bound
+    /// read-only over itself, as systemd does for the unit's `ReadOnlyPaths=`.
+    pub fn start_read_only(ns: &Netns, read_only: &std::path::Path, args: &[&str]) -> NsDaemon {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let dir = quote(read_only.to_str().expect("utf-8 path"));
+        let bramble = quote(assert_cmd::cargo::cargo_bin("bramble").to_str().expect("utf-8 path"));
+        let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let script = format!("mount --bind -o ro {dir} {dir} && exec {bramble} -v serve {}", args.join(" "));
+        let mut command = ns.command("unshare");
+        command.args(["--mount", "--propagation", "slave", "sh", "-c", &script]);
+        NsDaemon::launch(command)
+    }
+
+    fn launch(mut command: Command) -> NsDaemon {
+        let mut child = command
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -96,6 +112,11 @@ impl NsDaemon {
             panic!("bramble serve did not start: {:#?}", daemon.log());
         }
         daemon
+    }
+
+    /// The daemon's process id (`ip netns exec` runs it in its own place), for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn log(&self) -> Vec<String> {

@@ -4,9 +4,11 @@
 //! and kernels for Pi 3, 4 and 5, with Pi OS's own cmdline.txt. Made with the real tools
 //! (Python's tarfile, mke2fs -d, mformat/mcopy, sfdisk, xz) by [`super::image::assemble`].
 
+use super::http::HttpServer;
 use super::image::assemble;
-use super::{path_str, tool_ok};
-use std::path::PathBuf;
+use super::{eeprom_fixtures, path_str, tool_ok};
+use bramble::source::eeprom_release::{RELEASES, RPI_EEPROM};
+use std::path::{Path, PathBuf};
 
 const ROOT_SCRIPT: &str = r##"
 import io, sys, tarfile
@@ -107,4 +109,24 @@ pub fn build() -> RaspiosImage {
     write(&boot, "overlays/vc4-kms-v3d.dtbo", b"\xd0\x0d\xfe\xed overlay");
     let (img, _, _) = assemble(d, &root_tar, &boot, &names, false, false);
     RaspiosImage { xz: img.with_extension("img.xz"), dir }
+}
+
+/// The image and the pinned bootloader releases on a local HTTP server, where `bramble fetch`
+/// looks (with `--mirror RPI_EEPROM=<url>/rpi-eeprom`); returns the server and the image's sha256.
+pub fn site(image: &Path) -> (HttpServer, String) {
+    let server = HttpServer::start();
+    let bytes = std::fs::read(image).unwrap();
+    let sha = super::sha256_of(&bytes);
+    server.put("/pi.img.xz", bytes);
+    for r in RELEASES {
+        let dir = eeprom_fixtures().join(format!("firmware-{}/default", r.chip.number()));
+        for f in [r.image, r.recovery] {
+            let file = f.url.rsplit('/').next().unwrap();
+            server.put(
+                &format!("/rpi-eeprom{}", f.url.strip_prefix(RPI_EEPROM).unwrap()),
+                std::fs::read(dir.join(file)).unwrap(),
+            );
+        }
+    }
+    (server, sha)
 }

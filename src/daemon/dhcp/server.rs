@@ -11,6 +11,7 @@ use super::leases::{Leases, Pool};
 use super::reply::{Arrival, CLIENT_PORT, Destination, Mode, Settings, State, decide};
 use super::wire::Request;
 use crate::daemon::config::DhcpConfig;
+use crate::daemon::current::Current;
 use crate::daemon::net::{Datagram, Listener, cannot_listen, interface_index, interface_ipv4};
 use crate::recipe::Ipv4Net;
 use anyhow::{Context, Result, bail};
@@ -112,10 +113,19 @@ pub struct DhcpServer {
     dhcp: Listener,
     boot_server: Option<Listener>,
     ifindex: u32,
-    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+}
+
+/// What a reload reaches.
+struct Shared {
+    settings: Current<Settings>,
     state: Arc<Mutex<State>>,
+    /// The pool and fixed addresses the leases were made for.
+    pool: Mutex<Option<(Pool, HashSet<Ipv4Addr>)>>,
     lease_file: Option<PathBuf>,
     interface: String,
+    port: u16,
+    pxe_port: u16,
 }
 
 impl DhcpServer {
@@ -130,7 +140,7 @@ impl DhcpServer {
         let dhcp = bind(config.port, "DHCP")?;
         let boot_server = if config.pxe_port == 0 { None } else { Some(bind(config.pxe_port, "the PXE boot server")?) };
         let mut state = State::default();
-        if let Some((pool, reserved)) = config.pool {
+        if let Some((pool, reserved)) = config.pool.clone() {
             let mut leases = Leases::new(pool, reserved);
             if let Some(path) = &config.lease_file {
                 let saved = lease_file::load(path)?;
@@ -142,15 +152,21 @@ impl DhcpServer {
             }
             state.leases = Some(leases);
         }
-        Ok(DhcpServer {
-            dhcp,
-            boot_server,
-            ifindex,
-            settings: Arc::new(config.settings),
+        let shared = Arc::new(Shared {
+            settings: Current::new(config.settings),
             state: Arc::new(Mutex::new(state)),
+            pool: Mutex::new(config.pool),
             lease_file: config.lease_file,
             interface: config.interface,
-        })
+            port: config.port,
+            pxe_port: config.pxe_port,
+        });
+        Ok(DhcpServer { dhcp, boot_server, ifindex, shared })
+    }
+
+    /// A handle that gives the running server a new lab.
+    pub fn reloader(&self) -> DhcpReload {
+        DhcpReload { shared: self.shared.clone() }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -159,9 +175,9 @@ impl DhcpServer {
 
     /// Serve until `shutdown` completes; the leases are saved once more on the way out.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let s = &self.settings;
+        let s = self.shared.settings.get();
         info!(
-            interface = %self.interface,
+            interface = %self.shared.interface,
             bind = %self.local_addr(),
             boot_server = self.boot_server.as_ref().map_or(0, |l| l.local_addr().port()),
             mode = ?s.mode,
@@ -172,8 +188,8 @@ impl DhcpServer {
         );
         let changed = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let writer = self.lease_file.clone().map(|path| {
-            let (state, changed, mut stop) = (self.state.clone(), changed.clone(), stop_rx.clone());
+        let writer = self.shared.lease_file.clone().map(|path| {
+            let (state, changed, mut stop) = (self.shared.state.clone(), changed.clone(), stop_rx.clone());
             tokio::spawn(lease_file::run_writer(path, state, changed, async move {
                 let _ = stop.wait_for(|s| *s).await;
             }))
@@ -213,7 +229,7 @@ impl DhcpServer {
     }
 
     fn generation(&self) -> u64 {
-        self.state.lock().expect("dhcp state lock").leases.as_ref().map_or(0, |l| l.generation())
+        self.shared.state.lock().expect("dhcp state lock").leases.as_ref().map_or(0, |l| l.generation())
     }
 
     async fn on_datagram(&self, bytes: &[u8], d: Datagram, arrival: Arrival, malformed: &mut LogLimit) {
@@ -233,8 +249,9 @@ impl DhcpServer {
         };
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |t| t.as_secs());
         let decision = {
-            let mut state = self.state.lock().expect("dhcp state lock");
-            decide(&self.settings, &mut state, &req, arrival, peer, now)
+            let settings = self.shared.settings.get();
+            let mut state = self.shared.state.lock().expect("dhcp state lock");
+            decide(&settings, &mut state, &req, arrival, peer, now)
         };
         let client = decision.client.as_deref().unwrap_or("-");
         let Some((reply, destination)) = decision.reply else {
@@ -265,6 +282,45 @@ impl DhcpServer {
                 warn!(mac = %req.mac, xid, kind = ?req.message_type, outcome = %decision.outcome, to = %to, error = %e, "dhcp: reply not sent")
             }
         }
+    }
+}
+
+/// Gives a running server a new lab (SIGHUP): its clients, boot files and options. The leases
+/// stay: unchanged when the pool is the same, else carried into the new pool where they fit.
+pub struct DhcpReload {
+    shared: Arc<Shared>,
+}
+
+impl DhcpReload {
+    /// Answer with `config`'s settings from now on. The interface, ports, mode and lease file
+    /// need a restart; each that differs is named in the result.
+    pub fn apply(&self, config: DhcpServerConfig) -> Vec<String> {
+        let s = &self.shared;
+        let mut restart = Vec::new();
+        let running = s.settings.get();
+        if s.interface != config.interface || s.port != config.port || s.pxe_port != config.pxe_port {
+            restart.push("dhcp: the interface or ports changed; they apply at the next restart".to_string());
+        }
+        if running.mode != config.settings.mode || s.lease_file != config.lease_file {
+            restart.push("dhcp: the mode or lease file changed; they apply at the next restart".to_string());
+            return restart;
+        }
+        let mut pool = s.pool.lock().expect("dhcp pool lock");
+        if *pool != config.pool
+            && let Some((new_pool, reserved)) = config.pool.clone()
+        {
+            let mut state = s.state.lock().expect("dhcp state lock");
+            let mut leases = Leases::new(new_pool, reserved);
+            if let Some(old) = state.leases.as_ref() {
+                for dropped in leases.restore(old.snapshot()) {
+                    warn!(mac = %dropped.mac, ip = %dropped.ip, "dhcp: lease no longer fits the new pool; dropped");
+                }
+            }
+            state.leases = Some(leases);
+            *pool = config.pool;
+        }
+        s.settings.set(config.settings);
+        restart
     }
 }
 

@@ -7,6 +7,7 @@
 use super::generate::Generate;
 use super::handler::{self, Site};
 use crate::daemon::config::HttpConfig;
+use crate::daemon::current::Current;
 use crate::daemon::holder::Transport;
 use crate::daemon::net::{cannot_listen, name_the_holder};
 use anyhow::{Context, Result};
@@ -50,7 +51,7 @@ pub struct ServerConfig {
 pub struct HttpServer {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
-    site: Arc<Site>,
+    site: Arc<Current<Site>>,
     config: HttpConfig,
     interface: Option<String>,
 }
@@ -66,7 +67,7 @@ impl HttpServer {
         let device = config.interface.as_deref();
         let listener = listen(addr, device).map_err(|e| cannot_listen(e, "HTTP", addr, device))?;
         let local_addr = listener.local_addr().context("the listening socket has no address")?;
-        let site = Arc::new(Site { root, generator: config.generator });
+        let site = Arc::new(Current::new(Site { root, generator: config.generator }));
         Ok(HttpServer { listener, local_addr, site, config: config.http, interface: config.interface })
     }
 
@@ -74,17 +75,23 @@ impl HttpServer {
         self.local_addr
     }
 
+    /// A handle that gives the running server a new lab folder.
+    pub fn reloader(&self) -> HttpReload {
+        HttpReload { site: self.site.clone(), config: self.config.clone(), interface: self.interface.clone() }
+    }
+
     /// Serve until `shutdown` completes; then stop accepting, let responses in progress finish
     /// for a few seconds, and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let listener = TcpListener::from_std(self.listener).context("cannot register the HTTP socket")?;
         let config = self.config;
+        let site = self.site.get();
         info!(
             bind = %self.local_addr,
-            root = %self.site.root.display(),
+            root = %site.root.display(),
             interface = self.interface.as_deref().unwrap_or("-"),
             max_connections = config.max_connections,
-            generated = self.site.generator.is_some(),
+            generated = site.generator.is_some(),
             "http: serving"
         );
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
@@ -129,7 +136,8 @@ impl HttpServer {
                 warn_now("per-client connection limit reached; connection closed", peer.to_string());
                 continue;
             };
-            let (site, config, stopping) = (self.site.clone(), config.clone(), stopping.clone());
+            // A connection keeps the lab it was accepted with, across a reload.
+            let (site, config, stopping) = (self.site.get(), config.clone(), stopping.clone());
             connections.spawn(async move {
                 let _slots = (slot, client);
                 serve_connection(site, &config, stream, peer, stopping).await;
@@ -156,6 +164,28 @@ impl HttpServer {
 }
 
 /// The listening socket, created with socket2 so it can be bound to a device.
+/// Gives a running server a new lab folder (SIGHUP); connections open keep theirs.
+pub struct HttpReload {
+    site: Arc<Current<Site>>,
+    config: HttpConfig,
+    interface: Option<String>,
+}
+
+impl HttpReload {
+    /// Serve `config`'s folder from now on. The `[http]` table and the interface need a
+    /// restart; each that differs is named in the result.
+    pub fn apply(&self, config: ServerConfig) -> Result<Vec<String>> {
+        let root = config.root.canonicalize().with_context(|| format!("cannot serve {}", config.root.display()))?;
+        anyhow::ensure!(root.is_dir(), "cannot serve {}: not a folder", root.display());
+        let mut restart = Vec::new();
+        if format!("{:?}", self.config) != format!("{:?}", config.http) || self.interface != config.interface {
+            restart.push("http: the [http] settings or the interface changed; they apply at the next restart".into());
+        }
+        self.site.set(Site { root, generator: config.generator });
+        Ok(restart)
+    }
+}
+
 fn listen(addr: SocketAddr, interface: Option<&str>) -> std::io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     // A restarted daemon must not wait out TIME_WAIT connections of the last one.

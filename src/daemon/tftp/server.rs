@@ -12,6 +12,7 @@ use super::ratelimit::ErrorLimiter;
 use super::transfer::{Action, Outcome, Transfer};
 use super::wire::{ErrorCode, Packet};
 use crate::daemon::config::TftpConfig;
+use crate::daemon::current::Current;
 use crate::daemon::files::{self, LookupError};
 use crate::daemon::names::{NameError, components};
 use crate::daemon::net::{Datagram, Listener, cannot_listen, interface_mtu};
@@ -73,10 +74,16 @@ struct Registry {
     last_refusal_log: Option<Instant>,
 }
 
-struct Shared {
+/// What a reload replaces: the lab's folder and its clients' routes.
+struct Lab {
     root: PathBuf,
     routes: Routes,
+}
+
+struct Shared {
+    lab: Current<Lab>,
     config: TftpConfig,
+    device: Option<String>,
     cache: FileCache,
     registry: Mutex<Registry>,
     next_id: AtomicU64,
@@ -143,8 +150,8 @@ impl TftpServer {
         let listener = Listener::bind_on(config.tftp.bind, device)
             .map_err(|e| cannot_listen(e, "TFTP", config.tftp.bind, device))?;
         let shared = Arc::new(Shared {
-            root,
-            routes: config.routes,
+            lab: Current::new(Lab { root, routes: config.routes }),
+            device: config.device,
             cache: FileCache::new(config.tftp.cache_mib << 20),
             config: config.tftp,
             registry: Mutex::new(Registry::default()),
@@ -159,12 +166,18 @@ impl TftpServer {
         self.listener.local_addr()
     }
 
+    /// A handle that gives the running server a new lab.
+    pub fn reloader(&self) -> TftpReload {
+        TftpReload { shared: self.shared.clone() }
+    }
+
     /// Serve until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let lab = self.shared.lab.get();
         info!(
             bind = %self.local_addr(),
-            root = %self.shared.root.display(),
-            clients = self.shared.routes.clients.len(),
+            root = %lab.root.display(),
+            clients = lab.routes.clients.len(),
             max_transfers = self.shared.config.max_transfers,
             cache_mib = self.shared.config.cache_mib,
             "tftp: serving"
@@ -306,6 +319,31 @@ impl Signals {
     }
 }
 
+/// Gives a running server a new lab (SIGHUP). Transfers in progress keep the bytes they
+/// loaded: the cache holds files by inode and a transfer holds its content, so a lab swapped
+/// in by rename never changes a file half-sent.
+pub struct TftpReload {
+    shared: Arc<Shared>,
+}
+
+impl TftpReload {
+    /// Serve `config`'s lab and routes from now on. Its `[tftp]` table, address and interface
+    /// need a restart; each that differs from the running server's is named in the result.
+    pub fn apply(&self, config: &ServerConfig) -> Result<Vec<String>> {
+        let root = config.root.canonicalize().with_context(|| format!("cannot serve {}", config.root.display()))?;
+        let mut restart = Vec::new();
+        let running = &self.shared.config;
+        if format!("{:?}", running) != format!("{:?}", config.tftp) {
+            restart.push("tftp: the [tftp] settings changed; they apply at the next restart".to_string());
+        }
+        if self.shared.device != config.device {
+            restart.push("tftp: the interface changed; it applies at the next restart".to_string());
+        }
+        self.shared.lab.set(Lab { root, routes: config.routes.clone() });
+        Ok(restart)
+    }
+}
+
 /// One transfer, start to log line.
 async fn serve(shared: Arc<Shared>, request: Request, d: Datagram, signals: Signals) {
     let file = String::from_utf8_lossy(&request.filename).into_owned();
@@ -351,10 +389,11 @@ async fn prepare(
         NameError::Traversal | NameError::Drive => (ErrorCode::AccessViolation, "access violation".to_string()),
         _ => (ErrorCode::FileNotFound, "file not found".to_string()),
     })?;
-    let lookup = shared.clone();
+    // The lab as it is now; a reload during the transfer changes nothing it has found.
+    let lab = shared.lab.get();
     let (client, found) = tokio::task::spawn_blocking(move || {
-        let route = lookup.routes.route(&parts);
-        (route.client.map(str::to_string), files::find(&lookup.root, route.dirs, route.rest))
+        let route = lab.routes.route(&parts);
+        (route.client.map(str::to_string), files::find(&lab.root, route.dirs, route.rest))
     })
     .await
     .map_err(|e| (ErrorCode::NotDefined, format!("lookup failed: {e}")))?;
