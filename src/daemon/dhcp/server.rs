@@ -79,7 +79,16 @@ impl DhcpServerConfig {
                     reserved.insert(a);
                 }
             }
-            Some((Pool { range, subnet, server, lease_secs: dhcp.lease_secs.max(60) }, reserved))
+            Some((
+                Pool {
+                    range,
+                    subnet,
+                    server,
+                    lease_secs: dhcp.lease_secs.max(60),
+                    boot_hold_secs: dhcp.boot_hold_secs.max(1),
+                },
+                reserved,
+            ))
         } else {
             None
         };
@@ -88,6 +97,7 @@ impl DhcpServerConfig {
             answer: dhcp.answer,
             server,
             subnet_mask: pool.as_ref().map(|(p, _)| p.subnet.netmask()),
+            subnet,
             router: dhcp.router,
             dns: dhcp.dns.clone(),
             domain: dhcp.domain.clone(),
