@@ -101,6 +101,11 @@ fn acked_leases_survive_kill_9_during_bursts() {
     let _daemon = NsDaemon::start(&lab.server, &args);
     let (not_held, _) = run(&lab, work.path(), &all_acked, &[], 0, 0);
     lost.extend(not_held.into_iter().map(|l| format!("at the end: {l}")));
+    eprintln!(
+        "{} leases ACKed over {CYCLES} kills ({killed_mid_burst} mid-burst), {} lost",
+        all_acked.len(),
+        lost.len()
+    );
     let addresses: std::collections::BTreeSet<&str> = lost.iter().filter_map(|l| l.rsplit(' ').next()).collect();
     assert!(
         lost.is_empty(),
