@@ -673,7 +673,7 @@ fn lease_files_that_are_no_lease_files_stop_start_up_with_a_short_message() {
     }
 }
 
-/// Pi-shaped DISCOVERs take pool addresses only for the boot hold (here 20 s), not for a lease
+/// Pi-shaped DISCOVERs take pool addresses only for the boot hold (here 30 s), not for a lease
 /// time, and write nothing to disk; the one whose Linux REQUESTs its offer keeps it as a lease.
 #[test]
 fn pi_discovers_hold_the_pool_only_for_the_boot() {
@@ -685,7 +685,7 @@ fn pi_discovers_hold_the_pool_only_for_the_boot() {
     std::fs::write(
         &config,
         format!(
-            "lab = {root:?}\ninterface = \"veth0\"\n[tftp]\nroot_dirs = [\".\"]\n[dhcp]\nmode = \"server\"\nanswer = \"pis\"\nrange = \"10.77.0.100-10.77.0.102\"\nboot_hold_secs = 20\nlease_file = {:?}\n",
+            "lab = {root:?}\ninterface = \"veth0\"\n[tftp]\nroot_dirs = [\".\"]\n[dhcp]\nmode = \"server\"\nanswer = \"pis\"\nrange = \"10.77.0.100-10.77.0.102\"\nboot_hold_secs = 30\nlease_file = {:?}\n",
             path_str(&leases)
         ),
     )
@@ -718,7 +718,7 @@ fn pi_discovers_hold_the_pool_only_for_the_boot() {
         scapy(&lab, "eth0", &args)
     };
     assert!(plain(1).is_empty(), "answered while the Pis hold the pool");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let got = loop {
         let seen = plain(2);
         if let Some(s) = seen.first() {
