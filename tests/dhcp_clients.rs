@@ -662,8 +662,9 @@ fn lease_files_that_are_no_lease_files_stop_start_up_with_a_short_message() {
     assert_eq!(code, Some(1), "/dev/zero: {stderr}");
     assert!(stderr.contains(&named) && stderr.contains("(it is a character device)"), "{stderr}");
     std::fs::remove_file(&leases).unwrap();
-    // A 50 MB file is too big to be a lease file; a 20 MB MAC is no MAC. Both messages short.
-    for (mb, says) in [(50, "more than any lease file can be"), (20, "is not a MAC address")] {
+    // A 50 MB file is too big to be a lease file; a 20 MB MAC makes a line no lease has. Both
+    // messages are short.
+    for (mb, says) in [(50, "more than any lease file can be"), (20, "bytes long, which no lease is")] {
         let huge = "0".repeat(mb << 20);
         std::fs::write(&leases, format!("[[lease]]\nmac = \"{huge}\"\nip = \"10.77.0.100\"\nexpires = 1\n")).unwrap();
         let (code, stderr) = serve();

@@ -61,9 +61,22 @@ pub fn encode(leases: &[Lease], journal: u64) -> String {
 /// largest pool (a /16) has addresses.
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
 
+/// The longest line a lease file may have.
+const MAX_LINE_BYTES: usize = 1024;
+
 /// Read a snapshot: its journal number and leases; a missing file is none.
 pub fn load_snapshot(path: &Path) -> Result<(u64, Vec<Lease>)> {
     let Some(text) = read_bounded(path)? else { return Ok((0, Vec::new())) };
+    // No line of ours is long; a huge one would only make the parser slow and its message huge.
+    if let Some((n, line)) = text.lines().enumerate().find(|(_, l)| l.len() > MAX_LINE_BYTES) {
+        anyhow::bail!(
+            "the lease file {}, line {}: {} bytes long, which no lease is (`{}`); move it away to start with no leases",
+            path.display(),
+            n + 1,
+            line.len(),
+            clip(line)
+        );
+    }
     let file: LeaseFile = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "the lease file {} is damaged ({}); move it away to start with no leases",
@@ -586,8 +599,12 @@ mod tests {
         let huge = "a".repeat(5 << 20);
         std::fs::write(&path, format!("[[lease]]\nmac = \"{huge}\"\nip = \"10.0.0.1\"\nexpires = 1\n")).unwrap();
         let e = err(&path);
+        assert!(e.contains("line 2: 5242888 bytes long") && e.contains("`mac = \"aaaa") && e.len() < 1000, "{e}");
+        let long = "a".repeat(900);
+        std::fs::write(&path, format!("[[lease]]\nmac = \"{long}\"\nip = \"10.0.0.1\"\nexpires = 1\n")).unwrap();
+        let e = err(&path);
         assert!(e.contains("lease 1: `aaaa") && e.contains("is not a MAC address") && e.len() < 1000, "{}", e.len());
-        std::fs::write(&path, format!("[[lease]]\nmac = {huge}\n")).unwrap();
+        std::fs::write(&path, format!("[[lease]]\nmac = {long}\n")).unwrap();
         let e = err(&path);
         assert!(e.contains("is damaged") && e.contains("line 2") && e.len() < 1000, "{}: {}", e.len(), &e[..200]);
         // Too big to be a lease file.
