@@ -3,8 +3,9 @@
 //! mode), and scapy (tests/scripts/dhcp_client.py) for the exact shapes of Pi 3/4/5 DISCOVERs and
 //! the Pi 4's REQUEST without option 60 (answered only when it names us, as dnsmasq in Raspberry
 //! Pi's proxy set-up, run here as the reference, leaves the router's REQUEST alone), a PXE ROM on
-//! port 4011, a relay, malformed packets, a request on another interface, and 50 clients keeping
-//! their addresses over a restart. Needs root (namespaces, port 67).
+//! port 4011, a relay (and giaddrs no relay can have), malformed packets, a request on another
+//! interface, and 50 clients keeping their addresses over a restart. Needs root (namespaces,
+//! port 67).
 
 mod common;
 
@@ -488,6 +489,24 @@ fn boot_server_port_relay_and_known_client_by_serial() {
     assert_eq!((p[3], &p[24..28]), (1, &[10u8, 77, 0, 2][..]), "hops and giaddr kept");
     assert_eq!(find_option(p, 82).unwrap(), b"\x01\x06port-9\x02\x02ab");
     assert_eq!(find_option(p, 53).unwrap(), [2]);
+    assert_eq!(&p[16..20], &[10, 77, 0, 101]);
+
+    // Relay addresses no relay can have get nothing, and spend no pool address.
+    for (n, giaddr) in ["255.255.255.255", "224.0.0.1", "127.0.0.1", "0.0.0.1", "10.77.0.255"].iter().enumerate() {
+        let mut bad = relayed.clone();
+        bad[0] = format!("mac=52:54:00:00:01:{n:02x}");
+        bad[2] = format!("giaddr={giaddr}");
+        bad.push("wait=1".into());
+        let seen = scapy(&lab, "eth0", &bad);
+        assert!(seen.is_empty(), "giaddr {giaddr}: {seen:?}");
+        let why = format!("outcome=ignored: giaddr {giaddr} is");
+        assert_eq!(daemon.wait_log(&why, 1).len(), 1, "{giaddr}: {:#?}", daemon.log());
+    }
+    let mut again = relayed.clone();
+    again[0] = "mac=52:54:00:00:00:44".into();
+    let seen = scapy(&lab, "eth0", &again);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(&seen[0].payload[16..20], &[10, 77, 0, 102], "the refused relays took no address");
 }
 
 #[test]
@@ -610,4 +629,107 @@ fn serve_flags_are_checked_before_anything_listens() {
     let help = bramble().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(help.contains("without --config `all`, since there are no known clients"), "{help}");
+}
+
+/// A lease file that is a FIFO, a symlink to /dev/zero, 50 MB big, or holds a 20 MB MAC: `bramble serve`
+/// stops at once (not killed by the `timeout` guarding it) with a short message naming the file.
+#[test]
+fn lease_files_that_are_no_lease_files_stop_start_up_with_a_short_message() {
+    let work = tempfile::tempdir().unwrap();
+    let root = tftp_root(work.path());
+    let lab = Lab::new("leasefile");
+    let leases = work.path().join("leases.toml");
+    let serve = || {
+        let bin = assert_cmd::cargo::cargo_bin("bramble");
+        let out = lab
+            .server
+            .command("timeout")
+            .args(["60", path_str(&bin), "serve", "--interface", "veth0", "--dhcp", "server"])
+            .args(["--range", "10.77.0.100-10.77.0.120", "--tftp-root", &root, "--lease-file", path_str(&leases)])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let named = format!("the lease file {}", leases.display());
+    nix::unistd::mkfifo(&leases, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (code, stderr) = serve();
+    assert_eq!(code, Some(1), "a FIFO: {stderr}");
+    assert!(stderr.contains(&named) && stderr.contains("is not a regular file (it is a FIFO)"), "{stderr}");
+    std::fs::remove_file(&leases).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &leases).unwrap();
+    let (code, stderr) = serve();
+    assert_eq!(code, Some(1), "/dev/zero: {stderr}");
+    assert!(stderr.contains(&named) && stderr.contains("(it is a character device)"), "{stderr}");
+    std::fs::remove_file(&leases).unwrap();
+    // A 50 MB file is too big to be a lease file; a 20 MB MAC makes a line no lease has. Both
+    // messages are short.
+    for (mb, says) in [(50, "more than any lease file can be"), (20, "bytes long, which no lease is")] {
+        let huge = "0".repeat(mb << 20);
+        std::fs::write(&leases, format!("[[lease]]\nmac = \"{huge}\"\nip = \"10.77.0.100\"\nexpires = 1\n")).unwrap();
+        let (code, stderr) = serve();
+        assert_eq!(code, Some(1), "a {mb} MB MAC: {}", &stderr[..stderr.len().min(2000)]);
+        assert!(stderr.len() < 2000, "a {} byte message", stderr.len());
+        assert!(stderr.contains(&named) && stderr.contains(says), "{stderr}");
+    }
+}
+
+/// Pi-shaped DISCOVERs take pool addresses only for the boot hold (here 30 s), not for a lease
+/// time, and write nothing to disk; the one whose Linux REQUESTs its offer keeps it as a lease.
+#[test]
+fn pi_discovers_hold_the_pool_only_for_the_boot() {
+    let work = tempfile::tempdir().unwrap();
+    let root = tftp_root(work.path());
+    let lab = Lab::new("pihold");
+    let leases = work.path().join("leases.toml");
+    let config = work.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "lab = {root:?}\ninterface = \"veth0\"\n[tftp]\nroot_dirs = [\".\"]\n[dhcp]\nmode = \"server\"\nanswer = \"pis\"\nrange = \"10.77.0.100-10.77.0.102\"\nboot_hold_secs = 30\nlease_file = {:?}\n",
+            path_str(&leases)
+        ),
+    )
+    .unwrap();
+    let mut daemon = NsDaemon::start(&lab.server, &["--config", path_str(&config)]);
+    let mut pi3 = vec![0u8];
+    pi3.extend([0x44; 16]);
+    // Four Pi 3 ROMs at once (b8:27:eb:00:01:00…03): three offers, then the pool is empty.
+    let mut storm = pi_discover("b8:27:eb:00:01:00", 0x3300, &pi3, true);
+    storm.push("count=4".into());
+    let seen = scapy(&lab, "eth0", &storm);
+    let offered: Vec<(String, [u8; 4])> =
+        seen.iter().map(|s| (hex(&s.payload[28..34]), s.payload[16..20].try_into().unwrap())).collect();
+    assert_eq!(offered.len(), 3, "{offered:?}");
+    for s in &seen {
+        assert_pi_reply(&s.payload, 2, Some(&pi3));
+    }
+    assert_eq!(daemon.wait_log("the pool is exhausted", 1).len(), 1, "{:#?}", daemon.log());
+    // The first one's Linux REQUESTs its address: a lease.
+    let (mac0, ip0) = &offered[0];
+    let mac0 = (0..6).map(|i| &mac0[2 * i..2 * i + 2]).collect::<Vec<_>>().join(":");
+    let request = vec![format!("mac={mac0}"), "xid=0x3301".into(), opt(53, &[3]), opt(54, &SERVER), opt(50, ip0)];
+    let seen = scapy(&lab, "eth0", &request);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((find_option(&seen[0].payload, 53).unwrap(), &seen[0].payload[16..20]), (&[5u8][..], &ip0[..]));
+    // Meanwhile a plain client finds the pool held; once the hold is over, it gets one of the
+    // two unconfirmed addresses (never the leased one).
+    let plain = |n: u32| {
+        let args = vec!["mac=02:00:00:00:01:99".to_string(), format!("xid={n:#x}"), opt(53, &[1]), "wait=1".into()];
+        scapy(&lab, "eth0", &args)
+    };
+    assert!(plain(1).is_empty(), "answered while the Pis hold the pool");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let got = loop {
+        let seen = plain(2);
+        if let Some(s) = seen.first() {
+            break <[u8; 4]>::try_from(&s.payload[16..20]).unwrap();
+        }
+        assert!(std::time::Instant::now() < until, "the pool stayed exhausted: {:#?}", daemon.log());
+    };
+    assert!(offered[1..].iter().any(|(_, ip)| *ip == got) && got != *ip0, "{got:?} {offered:?}");
+    assert!(daemon.stop());
+    let saved = std::fs::read_to_string(&leases).unwrap();
+    assert_eq!(saved.matches("[[lease]]").count(), 1, "only the confirmed lease is saved: {saved}");
+    assert!(saved.contains(&mac0), "{saved}");
 }

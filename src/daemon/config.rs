@@ -66,6 +66,9 @@ pub struct DhcpConfig {
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
     pub lease_secs: u32,
+    /// Server mode: how long a booting Pi's offer holds its address before Linux on it
+    /// REQUESTs it (the Pi 3 ROM never does).
+    pub boot_hold_secs: u64,
     /// Relative to daemon.toml's folder.
     pub lease_file: PathBuf,
 }
@@ -83,6 +86,7 @@ impl Default for DhcpConfig {
             dns: Vec::new(),
             domain: None,
             lease_secs: 3600,
+            boot_hold_secs: crate::daemon::dhcp::leases::BOOT_HOLD_SECS,
             lease_file: PathBuf::from("leases.toml"),
         }
     }

@@ -16,6 +16,7 @@ Usage: dhcp_client.py IFACE key=value...
   src=0.0.0.0 sport=68 dst=255.255.255.255 dport=67
   listen=68 wait=2             the port replies come to, and how long to wait for them
   l3=1                         send through the kernel's IP stack (a client with an address)
+  count=1                      send it as that many clients at once: MAC and xid count up
 """
 
 import sys
@@ -109,28 +110,12 @@ def main():
             opts.append((int(code), bytes.fromhex(hexval)))
         else:
             args[key] = value
-    mac = args.get("mac", get_if_hwaddr(iface))
+    first_mac = args.get("mac", get_if_hwaddr(iface))
     listen = int(args.get("listen", "68"))
-    if "raw" in args:
-        payload = bytes.fromhex(args["raw"])
-    else:
-        options = b"\x63\x82\x53\x63"
-        for code, value in opts:
-            options += bytes([code, len(value)]) + value
-        options += b"\xff"
-        bootp = BOOTP(
-            op=int(args.get("op", "1")),
-            xid=int(args.get("xid", "0x26f30339"), 0),
-            hops=int(args.get("hops", "0")),
-            flags=int(args.get("flags", "0"), 0),
-            ciaddr=args.get("ciaddr", "0.0.0.0"),
-            giaddr=args.get("giaddr", "0.0.0.0"),
-            chaddr=bytes.fromhex(mac.replace(":", "")) + b"\x00" * 10,
-            options=options,
-        )
-        payload = bytes(bootp)
-    udp = UDP(sport=int(args.get("sport", "68")), dport=int(args.get("dport", "67"))) / Raw(payload)
-    ip = IP(src=args.get("src", "0.0.0.0"), dst=args.get("dst", "255.255.255.255")) / udp
+    count = int(args.get("count", "1"))
+    base = int(first_mac.replace(":", ""), 16)
+    macs = [":".join(f"{(base + n) >> s & 0xFF:02x}" for s in range(40, -8, -8)) for n in range(count)]
+    packets = [packet(args, opts, mac, n) for n, mac in enumerate(macs)]
     ours = args.get("src", "0.0.0.0")
     # Our own datagram is seen leaving too; replies come from someone else.
     listening = threading.Event()
@@ -142,14 +127,39 @@ def main():
     )
     sniffer.start()
     listening.wait(10)
-    if args.get("l3") == "1":
-        send(ip, iface=iface)
-    else:
-        sendp(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ip, iface=iface)
+    for mac, ip in zip(macs, packets):
+        if args.get("l3") == "1":
+            send(ip, iface=iface)
+        else:
+            sendp(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ip, iface=iface)
     time.sleep(float(args.get("wait", "2")))
     for p in sniffer.stop():
         raw = bytes(p[UDP].payload)
         print(f"REPLY {p[IP].src}:{p[UDP].sport} {p[IP].dst}:{p[UDP].dport} {raw.hex()}", flush=True)
+
+
+def packet(args, opts, mac, n):
+    """The IP datagram of the message, as client number `n` (its MAC `mac`, xid + n)."""
+    if "raw" in args:
+        payload = bytes.fromhex(args["raw"])
+    else:
+        options = b"\x63\x82\x53\x63"
+        for code, value in opts:
+            options += bytes([code, len(value)]) + value
+        options += b"\xff"
+        bootp = BOOTP(
+            op=int(args.get("op", "1")),
+            xid=int(args.get("xid", "0x26f30339"), 0) + n,
+            hops=int(args.get("hops", "0")),
+            flags=int(args.get("flags", "0"), 0),
+            ciaddr=args.get("ciaddr", "0.0.0.0"),
+            giaddr=args.get("giaddr", "0.0.0.0"),
+            chaddr=bytes.fromhex(mac.replace(":", "")) + b"\x00" * 10,
+            options=options,
+        )
+        payload = bytes(bootp)
+    udp = UDP(sport=int(args.get("sport", "68")), dport=int(args.get("dport", "67"))) / Raw(payload)
+    return IP(src=args.get("src", "0.0.0.0"), dst=args.get("dst", "255.255.255.255")) / udp
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 //! `classify` (Pi, PC firmware, iPXE, HTTP boot), `known` (the lab's clients), `boot` (which
 //! file each PC class boots), `leases` (the pool state machine), `offers` (recent boot offers,
 //! for the Pi 4's REQUEST without option 60) and `reply` (the decision). I/O: `lease_file`
-//! (snapshots written off the hot path) and `server` (sockets bound to the lab interface).
+//! (the snapshot and its journal, synced before an ACK leaves, group-committed) and `server`
+//! (sockets bound to the lab interface).
 
 pub mod boot;
 pub mod classify;

@@ -13,10 +13,11 @@
 use super::boot::{BootFiles, Placeholders};
 use super::classify::{BootClass, Classified, Firmware, classify};
 use super::known::KnownClients;
-use super::leases::Leases;
+use super::leases::{Leases, OFFER_HOLD_SECS};
 use super::offers::RecentOffers;
 use super::pxe::{self, VendorClass};
 use super::wire::{MessageType, Reply, Request};
+use crate::recipe::Ipv4Net;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The DHCP server port, where relays are answered (RFC 2131 §4.1).
@@ -65,6 +66,9 @@ pub struct Settings {
     /// Our address as clients are told it: siaddr, options 54 and 66, `{server}`.
     pub server: Ipv4Addr,
     pub subnet_mask: Option<Ipv4Addr>,
+    /// The lab network as the interface (or `[dhcp] subnet`) has it, in either mode: its
+    /// broadcast and network addresses are no relay's.
+    pub subnet: Option<Ipv4Net>,
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
@@ -156,6 +160,11 @@ pub fn decide(
         (Some(_), Some(_)) => "no boot file for its architecture",
     };
     let ignore = |d: &mut Decision, why: String| d.outcome = format!("ignored: {why}");
+    if let Some(why) = impossible_relay(settings, req.giaddr) {
+        // Believing it would send the reply there and spend a pool address on nobody.
+        ignore(&mut decision, format!("giaddr {} is {why}, which no relay can have", req.giaddr));
+        return decision;
+    }
 
     if arrival == Arrival::BootServer {
         match (req.message_type, &info) {
@@ -220,9 +229,11 @@ pub fn decide(
             let fixed = classified.known.and_then(|k| k.address);
             match req.message_type {
                 MessageType::Discover => {
-                    // The Pi 3 ROM takes the OFFER and never REQUESTs: a Pi's offer is a lease.
-                    let bind = info.is_some() && matches!(eligible, Some(BootClass::RaspberryPi { .. }));
-                    let Some(ip) = leases.offer(req.mac, fixed, req.requested_ip, now, bind) else {
+                    // The Pi 3 ROM takes the OFFER and never REQUESTs: a booting Pi's offer holds
+                    // its address through the boot, until Linux on it REQUESTs it.
+                    let booting = info.is_some() && matches!(eligible, Some(BootClass::RaspberryPi { .. }));
+                    let hold = if booting { leases.pool().boot_hold_secs } else { OFFER_HOLD_SECS };
+                    let Some(ip) = leases.offer(req.mac, fixed, req.requested_ip, now, hold) else {
                         ignore(&mut decision, "the pool is exhausted".into());
                         decision.warning = true;
                         return decision;
@@ -388,6 +399,37 @@ fn apply(reply: &mut Reply, info: &BootInfo, settings: &Settings, req: &Request)
     reply.ipxe = info.ipxe.clone();
     // RFC 4578 §2.3: echo the client's GUID.
     reply.guid = req.guid.clone();
+}
+
+/// Why `giaddr` cannot be a relay agent's address (RFC 1122 §3.2.1.3, RFC 1112, RFC 6890), or
+/// `None` if it can (0.0.0.0 is no relay at all). A relay's giaddr is the address of its
+/// interface on the client's network, one we would unicast to.
+pub fn impossible_relay(settings: &Settings, giaddr: Ipv4Addr) -> Option<&'static str> {
+    if giaddr.is_unspecified() {
+        return None;
+    }
+    let [first, ..] = giaddr.octets();
+    let why = if giaddr.is_broadcast() {
+        "the limited broadcast address"
+    } else if first == 0 {
+        "in 0.0.0.0/8 (this host on this network)"
+    } else if giaddr.is_loopback() {
+        "a loopback address"
+    } else if giaddr.is_multicast() {
+        "a multicast address"
+    } else if first >= 240 {
+        "in the reserved 240.0.0.0/4"
+    } else if giaddr == settings.server {
+        "our own address"
+    } else if let Some(net) = settings.subnet
+        && net.prefix < 31
+        && (giaddr == net.broadcast() || giaddr == net.network())
+    {
+        "the lab subnet's broadcast or network address"
+    } else {
+        return None;
+    };
+    Some(why)
 }
 
 /// RFC 2131 §4.1: a relay's giaddr:67, else a NAK broadcast, else ciaddr:68, else broadcast.

@@ -24,6 +24,7 @@ fn settings(mode: Mode, answer: Answer) -> Settings {
         answer,
         server: SERVER,
         subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        subnet: Some("10.42.0.1/24".parse().unwrap()),
         router: Some(Ipv4Addr::new(10, 42, 0, 254)),
         dns: vec![Ipv4Addr::new(10, 42, 0, 254)],
         domain: Some("lab.example".into()),
@@ -49,6 +50,7 @@ fn state(mode: Mode) -> State {
             subnet: "10.42.0.1/24".parse().unwrap(),
             server: SERVER,
             lease_secs: 3600,
+            boot_hold_secs: 300,
         };
         Leases::new(pool, [Ipv4Addr::new(10, 42, 0, 11)].into())
     });
@@ -194,7 +196,7 @@ fn a_pi_known_by_serial_keeps_its_name_and_address_when_its_request_does_not_say
 }
 
 #[test]
-fn pi3_offer_is_a_lease() {
+fn pi3_offer_holds_through_the_boot_and_its_request_makes_the_lease() {
     let s = settings(Mode::Server, Answer::Pis);
     let mut st = state(Mode::Server);
     let mut req = discover(MacAddr([0xb8, 0x27, 0xeb, 1, 2, 3]), Some(PI_VENDOR), Some(0));
@@ -202,8 +204,18 @@ fn pi3_offer_is_a_lease() {
     guid.extend([0x44; 16]);
     req.guid = Some(guid);
     let (offer, _) = run(&s, &mut st, &req).reply.unwrap();
+    let held = st.leases.as_ref().unwrap().of(req.mac).unwrap().clone();
+    assert!(!held.bound && held.ip == offer.yiaddr && held.expires == NOW + 300, "{held:?}");
+    // Linux on the Pi, minutes later, DISCOVERs and REQUESTs: the same address, now a lease.
+    let d = decide(&s, &mut st, &discover(req.mac, None, None), Arrival::Dhcp, PEER, NOW + 120);
+    assert_eq!(d.reply.unwrap().0.yiaddr, offer.yiaddr);
+    let mut request = Request::new(MessageType::Request, req.mac, 5);
+    request.server_id = Some(SERVER);
+    request.requested_ip = Some(offer.yiaddr);
+    let d = decide(&s, &mut st, &request, Arrival::Dhcp, PEER, NOW + 121);
+    assert_eq!(d.reply.unwrap().0.message_type, Some(MessageType::Ack));
     let lease = st.leases.as_ref().unwrap().of(req.mac).unwrap().clone();
-    assert!(lease.bound && lease.ip == offer.yiaddr && lease.expires == NOW + 3600);
+    assert!(lease.bound && lease.expires == NOW + 121 + 3600, "{lease:?}");
 }
 
 #[test]
@@ -355,6 +367,45 @@ fn relayed_requests_go_back_to_the_relay_with_option_82() {
         let (reply, _) = run(&s, &mut state(mode), &own).reply.unwrap();
         assert_eq!(reply.relay_info, None);
     }
+}
+
+#[test]
+fn addresses_no_relay_can_have_are_refused() {
+    for mode in [Mode::Proxy, Mode::Server] {
+        let s = settings(mode, Answer::All);
+        for bad in [
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.1.2.3",
+            "127.0.0.1",
+            "0.0.0.1",
+            "240.0.0.1",
+            "10.42.0.255",
+            "10.42.0.0",
+            "10.42.0.1",
+        ] {
+            let mut req = unknown_pc();
+            req.giaddr = bad.parse().unwrap();
+            let mut st = state(mode);
+            let d = run(&s, &mut st, &req);
+            assert!(d.reply.is_none(), "{mode:?} giaddr {bad}: {d:?}");
+            assert!(d.outcome.contains("which no relay can have"), "{}", d.outcome);
+            assert!(st.leases.as_ref().is_none_or(|l| l.active(NOW) == 0), "{bad}: a pool address was used");
+            let mut r = Request::new(MessageType::Request, PC_MAC, 9);
+            r.giaddr = req.giaddr;
+            r.requested_ip = Some(Ipv4Addr::new(10, 42, 0, 100));
+            assert!(run(&s, &mut st, &r).reply.is_none(), "{bad}: a REQUEST was answered");
+        }
+        // A relay on the lab subnet, or on another network, is believed.
+        for good in ["10.42.0.2", "10.9.0.1", "192.168.7.1"] {
+            let mut req = unknown_pc();
+            req.giaddr = good.parse().unwrap();
+            assert!(run(&s, &mut state(mode), &req).reply.is_some(), "{good}");
+        }
+    }
+    let none = Settings { subnet: None, ..settings(Mode::Proxy, Answer::All) };
+    assert_eq!(impossible_relay(&none, "10.42.0.255".parse().unwrap()), None, "subnet unknown");
+    assert_eq!(impossible_relay(&none, Ipv4Addr::UNSPECIFIED), None);
 }
 
 #[test]

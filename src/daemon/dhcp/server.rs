@@ -1,15 +1,17 @@
 //! The DHCP server's I/O: sockets on the DHCP port and the PXE boot-server port, bound to the
 //! lab interface only (SO_BINDTODEVICE, and every datagram's IP_PKTINFO interface checked);
 //! each datagram parsed, decided by [`decide`] under one lock, answered, and logged in one line;
-//! lease snapshots written by a background task. Also the start-up resolution of daemon.toml's
+//! a reply whose decision changed a lease (an ACK) sent only once the lease journal has it on
+//! disk (`lease_file`'s group commit), by a task of its own so that the next datagrams are not
+//! held up. Also the start-up resolution of daemon.toml's
 //! `[dhcp]` into [`Settings`] (the interface's address and subnet, the pool).
 
 use super::boot::{BootFiles, Placeholders};
 use super::known::KnownClients;
-use super::lease_file;
-use super::leases::{Leases, Pool};
+use super::lease_file::{self, Pending, Store};
+use super::leases::{Change, Leases, Pool};
 use super::reply::{Arrival, CLIENT_PORT, Destination, Mode, Settings, State, decide};
-use super::wire::Request;
+use super::wire::{MessageType, Request};
 use crate::daemon::config::DhcpConfig;
 use crate::daemon::current::Current;
 use crate::daemon::net::{Datagram, Listener, cannot_listen, interface_index, interface_ipv4};
@@ -21,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 /// Everything the server needs, resolved.
@@ -80,7 +82,16 @@ impl DhcpServerConfig {
                     reserved.insert(a);
                 }
             }
-            Some((Pool { range, subnet, server, lease_secs: dhcp.lease_secs.max(60) }, reserved))
+            Some((
+                Pool {
+                    range,
+                    subnet,
+                    server,
+                    lease_secs: dhcp.lease_secs.max(60),
+                    boot_hold_secs: dhcp.boot_hold_secs.max(1),
+                },
+                reserved,
+            ))
         } else {
             None
         };
@@ -89,6 +100,7 @@ impl DhcpServerConfig {
             answer: dhcp.answer,
             server,
             subnet_mask: pool.as_ref().map(|(p, _)| p.subnet.netmask()),
+            subnet,
             router: dhcp.router,
             dns: dhcp.dns.clone(),
             domain: dhcp.domain.clone(),
@@ -110,9 +122,10 @@ impl DhcpServerConfig {
 
 /// A bound DHCP server.
 pub struct DhcpServer {
-    dhcp: Listener,
-    boot_server: Option<Listener>,
+    dhcp: Arc<Listener>,
+    boot_server: Option<Arc<Listener>>,
     ifindex: u32,
+    store: Option<Store>,
     shared: Arc<Shared>,
 }
 
@@ -120,6 +133,8 @@ pub struct DhcpServer {
 struct Shared {
     settings: Current<Settings>,
     state: Arc<Mutex<State>>,
+    /// While running: where changed leases go to be made durable.
+    journal: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
     /// The pool and fixed addresses the leases were made for.
     pool: Mutex<Option<(Pool, HashSet<Ipv4Addr>)>>,
     lease_file: Option<PathBuf>,
@@ -129,7 +144,7 @@ struct Shared {
 }
 
 impl DhcpServer {
-    /// Bind the sockets and read the lease file.
+    /// Bind the sockets, read the lease file and its journal, and fold them into a new snapshot.
     pub fn bind(config: DhcpServerConfig) -> Result<DhcpServer> {
         let ifindex = interface_index(&config.interface)?;
         let bind = |port: u16, service: &str| {
@@ -140,28 +155,31 @@ impl DhcpServer {
         let dhcp = bind(config.port, "DHCP")?;
         let boot_server = if config.pxe_port == 0 { None } else { Some(bind(config.pxe_port, "the PXE boot server")?) };
         let mut state = State::default();
+        let mut store = None;
         if let Some((pool, reserved)) = config.pool.clone() {
             let mut leases = Leases::new(pool, reserved);
             if let Some(path) = &config.lease_file {
-                let saved = lease_file::load(path)?;
+                let (number, saved) = lease_file::load(path)?;
                 let count = saved.len();
                 for dropped in leases.restore(saved) {
                     warn!(mac = %dropped.mac, ip = %dropped.ip, "dhcp: saved lease no longer fits the pool; dropped");
                 }
                 info!(file = %path.display(), leases = count, "dhcp: leases read");
+                store = Some(Store::create(path, number, &leases.snapshot())?);
             }
             state.leases = Some(leases);
         }
         let shared = Arc::new(Shared {
             settings: Current::new(config.settings),
             state: Arc::new(Mutex::new(state)),
+            journal: Mutex::new(None),
             pool: Mutex::new(config.pool),
             lease_file: config.lease_file,
             interface: config.interface,
             port: config.port,
             pxe_port: config.pxe_port,
         });
-        Ok(DhcpServer { dhcp, boot_server, ifindex, shared })
+        Ok(DhcpServer { dhcp: Arc::new(dhcp), boot_server: boot_server.map(Arc::new), ifindex, store, shared })
     }
 
     /// A handle that gives the running server a new lab.
@@ -174,7 +192,7 @@ impl DhcpServer {
     }
 
     /// Serve until `shutdown` completes; the leases are saved once more on the way out.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let s = self.shared.settings.get();
         info!(
             interface = %self.shared.interface,
@@ -186,16 +204,12 @@ impl DhcpServer {
             clients = s.clients.len(),
             "dhcp: serving"
         );
-        let changed = Arc::new(Notify::new());
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let writer = self.shared.lease_file.clone().map(|path| {
-            let (state, changed, mut stop) = (self.shared.state.clone(), changed.clone(), stop_rx.clone());
-            tokio::spawn(lease_file::run_writer(path, state, changed, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }))
+        let writer = self.store.take().map(|store| {
+            let (queue, pending) = mpsc::unbounded_channel();
+            *self.shared.journal.lock().expect("dhcp journal lock") = Some(queue);
+            tokio::spawn(lease_file::run_writer(store, self.shared.state.clone(), pending))
         });
         let mut malformed = LogLimit::default();
-        let mut generation = self.generation();
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; 4096];
         let mut boot_buf = vec![0u8; 4096];
@@ -203,7 +217,7 @@ impl DhcpServer {
             let (received, arrival) = tokio::select! {
                 _ = &mut shutdown => break,
                 r = self.dhcp.recv(&mut buf) => (r, Arrival::Dhcp),
-                r = recv_or_wait(self.boot_server.as_ref(), &mut boot_buf) => (r, Arrival::BootServer),
+                r = recv_or_wait(self.boot_server.as_deref(), &mut boot_buf) => (r, Arrival::BootServer),
             };
             let d = match received {
                 Ok(d) => d,
@@ -214,22 +228,14 @@ impl DhcpServer {
             };
             let bytes = if arrival == Arrival::Dhcp { &buf[..d.len] } else { &boot_buf[..d.len] };
             self.on_datagram(bytes, d, arrival, &mut malformed).await;
-            let now = self.generation();
-            if now != generation {
-                generation = now;
-                changed.notify_one();
-            }
         }
-        let _ = stop_tx.send(true);
+        // The writer commits what is queued, folds the journal into the snapshot and ends.
+        self.shared.journal.lock().expect("dhcp journal lock").take();
         if let Some(w) = writer {
             let _ = w.await;
         }
         info!("dhcp: stopped");
         Ok(())
-    }
-
-    fn generation(&self) -> u64 {
-        self.shared.state.lock().expect("dhcp state lock").leases.as_ref().map_or(0, |l| l.generation())
     }
 
     async fn on_datagram(&self, bytes: &[u8], d: Datagram, arrival: Arrival, malformed: &mut LogLimit) {
@@ -248,10 +254,14 @@ impl DhcpServer {
             }
         };
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |t| t.as_secs());
-        let decision = {
+        let (decision, committed) = {
             let settings = self.shared.settings.get();
             let mut state = self.shared.state.lock().expect("dhcp state lock");
-            decide(&settings, &mut state, &req, arrival, peer, now)
+            let decision = decide(&settings, &mut state, &req, arrival, peer, now);
+            // Queued under the lock, so the journal has the changes in the order they were made.
+            let changes = state.leases.as_mut().map(Leases::take_changes).unwrap_or_default();
+            let committed = if changes.is_empty() { None } else { self.shared.journal(changes, true) };
+            (decision, committed)
         };
         let client = decision.client.as_deref().unwrap_or("-");
         let Some((reply, destination)) = decision.reply else {
@@ -268,20 +278,52 @@ impl DhcpServer {
             Destination::Unicast(a) => a,
         };
         let socket = match (arrival, &self.boot_server) {
-            (Arrival::BootServer, Some(l)) => l,
-            _ => &self.dhcp,
+            (Arrival::BootServer, Some(l)) => l.clone(),
+            _ => self.dhcp.clone(),
         };
-        let file = reply.file.as_deref().map(String::from_utf8_lossy);
-        let file = file.as_deref().unwrap_or("-");
-        let xid = format_args!("{:#010x}", req.xid);
-        match socket.send_to(&out, SocketAddr::V4(to)).await {
-            Ok(_) => {
-                info!(mac = %req.mac, xid, kind = ?req.message_type, class = %decision.class, client, outcome = %decision.outcome, file, to = %to, "dhcp")
-            }
-            Err(e) => {
-                warn!(mac = %req.mac, xid, kind = ?req.message_type, outcome = %decision.outcome, to = %to, error = %e, "dhcp: reply not sent")
+        let outgoing = Outgoing {
+            bytes: out,
+            to,
+            mac: req.mac.to_string(),
+            xid: req.xid,
+            kind: req.message_type,
+            class: decision.class,
+            client: client.to_string(),
+            outcome: decision.outcome,
+            file: reply.file.as_deref().map_or_else(|| "-".into(), |f| String::from_utf8_lossy(f).into_owned()),
+        };
+        match committed {
+            None => outgoing.send(&socket).await,
+            // Not before its lease is durable: an ACK a crash could forget gives the address twice.
+            Some(committed) => {
+                tokio::spawn(async move {
+                    match committed.await {
+                        Ok(()) => outgoing.send(&socket).await,
+                        Err(_) => {
+                            warn!(mac = %outgoing.mac, outcome = %outgoing.outcome, "dhcp: reply not sent: its lease could not be saved")
+                        }
+                    }
+                });
             }
         }
+    }
+}
+
+
+impl Shared {
+    /// Queue `changes` for the journal; with `wait`, the receiver is told once they are durable.
+    /// `None` when no journal runs (no lease file) or nobody is to be told.
+    fn journal(&self, changes: Vec<Change>, wait: bool) -> Option<oneshot::Receiver<()>> {
+        let journal = self.journal.lock().expect("dhcp journal lock");
+        let queue = journal.as_ref()?;
+        let (done, committed) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let _ = queue.send(Pending { changes, done });
+        committed
     }
 }
 
@@ -311,16 +353,51 @@ impl DhcpReload {
         {
             let mut state = s.state.lock().expect("dhcp state lock");
             let mut leases = Leases::new(new_pool, reserved);
+            let mut freed = Vec::new();
             if let Some(old) = state.leases.as_ref() {
                 for dropped in leases.restore(old.snapshot()) {
                     warn!(mac = %dropped.mac, ip = %dropped.ip, "dhcp: lease no longer fits the new pool; dropped");
+                    freed.push(Change::Free(dropped.ip));
                 }
             }
             state.leases = Some(leases);
+            // Still under the state lock: the journal sees the drops in order with every other change.
+            if !freed.is_empty() {
+                s.journal(freed, false);
+            }
             *pool = config.pool;
         }
         s.settings.set(config.settings);
         restart
+    }
+}
+
+/// A reply ready to go, and what its log line says.
+struct Outgoing {
+    bytes: Vec<u8>,
+    to: SocketAddrV4,
+    mac: String,
+    xid: u32,
+    kind: MessageType,
+    class: String,
+    client: String,
+    outcome: String,
+    file: String,
+}
+
+impl Outgoing {
+    async fn send(self, socket: &Listener) {
+        let (mac, kind, to) = (&self.mac, self.kind, self.to);
+        let sent = socket.send_to(&self.bytes, SocketAddr::V4(to)).await;
+        let xid = format_args!("{:#010x}", self.xid);
+        match sent {
+            Ok(_) => {
+                info!(mac = %mac, xid, kind = ?kind, class = %self.class, client = self.client.as_str(), outcome = %self.outcome, file = self.file.as_str(), to = %to, "dhcp")
+            }
+            Err(e) => {
+                warn!(mac = %mac, xid, kind = ?kind, outcome = %self.outcome, to = %to, error = %e, "dhcp: reply not sent")
+            }
+        }
     }
 }
 
