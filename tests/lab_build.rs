@@ -420,6 +420,24 @@ fn bootloader_updates_get_a_newer_timestamp_only_when_they_change() {
     };
     // No release date in a URL image, no SOURCE_DATE_EPOCH: the build's fixed epoch, 2026-01-01.
     const EPOCH: u32 = 1_767_225_600;
+    // A lock `bramble fetch` wrote pins no timestamp yet: --locked builds with the first one it
+    // would pin, and leaves the lock alone.
+    bramble()
+        .args(["fetch", path_str(&d.join("lab.toml")), "--cache", path_str(&d.join("cache"))])
+        .args(["--mirror", &format!("{RPI_EEPROM}={}", server.url("/rpi-eeprom"))])
+        .assert()
+        .success();
+    let fetched = read(d.join("lab.lock"));
+    bramble()
+        .args(["build", path_str(&d.join("lab.toml")), "-o", path_str(&d.join("l")), "--locked"])
+        .args(["--cache", path_str(&d.join("cache"))])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "bootloader updates: 2711 at ts {EPOCH}, 2712 at ts {EPOCH} (not pinned"
+        )));
+    assert_eq!(read(d.join("lab.lock")), fetched);
+    assert_eq!(ts("l"), (EPOCH, EPOCH, EPOCH));
     build(d, &server, "a").success();
     assert_eq!(ts("a"), (EPOCH, EPOCH, EPOCH));
     let lock = read(d.join("lab.lock"));

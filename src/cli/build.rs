@@ -270,33 +270,45 @@ fn server_debs(
     Ok(out)
 }
 
-/// Pin the bootloader updates' new timestamps in the lock (not on a dry run); `--locked`
-/// refuses, as a Pi would otherwise get another update than the lock says.
+/// Pin the bootloader updates' new timestamps in the lock (not on a dry run). `--locked`
+/// refuses to move a pinned one, as a Pi would then get another update than the lock says; a
+/// chip the lock pins nothing for yet (a lock `bramble fetch` wrote) gets the build's epoch,
+/// as a first pin would, without writing the lock.
 fn pin_eeprom_stamps(fetched: &mut FetchedInputs, stamps: &[eeprom::Stamp], locked: bool, dry_run: bool) -> Result<()> {
     let lock = &mut fetched.outcome.lock;
+    let pinned = |chip: u32| lock.eeprom.iter().find(|p| p.chip == chip);
     let moved: Vec<String> = stamps
         .iter()
-        .filter(|s| !lock.eeprom.contains(s))
-        .map(|s| match lock.eeprom.iter().find(|p| p.chip == s.chip) {
-            Some(p) => format!("{} from ts {} to {}", s.chip, p.ts, s.ts),
-            None => format!("{} at ts {}", s.chip, s.ts),
-        })
+        .filter_map(|s| pinned(s.chip).filter(|p| *p != s).map(|p| format!("{} from ts {} to {}", s.chip, p.ts, s.ts)))
         .collect();
+    let new: Vec<String> =
+        stamps.iter().filter(|s| pinned(s.chip).is_none()).map(|s| format!("{} at ts {}", s.chip, s.ts)).collect();
     if locked {
-        bail!(
-            "the lock {} pins other bootloader updates than this recipe makes ({}); run without --locked to pin \
-             the new timestamps",
-            fetched.lock_path.display(),
-            if moved.is_empty() { "chips no longer in the lab".into() } else { moved.join(", ") }
-        );
+        if !moved.is_empty() {
+            bail!(
+                "the bootloader updates changed since the lock {} was written ({}); run without --locked to pin \
+                 the new timestamps",
+                fetched.lock_path.display(),
+                moved.join(", ")
+            );
+        }
+        if !new.is_empty() {
+            tracing::info!(
+                "bootloader updates: {} (not pinned in {} yet; run without --locked to pin)",
+                new.join(", "),
+                fetched.lock_path.display()
+            );
+        }
+        return Ok(());
     }
     lock.eeprom = stamps.to_vec();
     if dry_run {
         return Ok(());
     }
     crate::output::write_file(&fetched.lock_path, lock.to_text().as_bytes())?;
-    if !moved.is_empty() {
-        tracing::info!("bootloader updates: {}, pinned in {}", moved.join(", "), fetched.lock_path.display());
+    let told: Vec<String> = moved.into_iter().chain(new).collect();
+    if !told.is_empty() {
+        tracing::info!("bootloader updates: {}, pinned in {}", told.join(", "), fetched.lock_path.display());
     }
     Ok(())
 }
