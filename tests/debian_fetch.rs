@@ -115,7 +115,7 @@ fn packages_resolve_lock_and_download_through_the_signed_index() {
     assert!(server.requests_for(&format!("/debian/dists/{SUITE}/Release")).is_empty());
     // The lock round-trips with its versions.
     let dir = tempfile::tempdir().unwrap();
-    let lock_path = dir.path().join("bramble.lock");
+    let lock_path = dir.path().join("lab.lock");
     std::fs::write(&lock_path, out.lock.to_text()).unwrap();
     let text = std::fs::read_to_string(&lock_path).unwrap();
     assert!(text.contains("version = \"2.0-1\""), "{text}");

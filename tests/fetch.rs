@@ -88,7 +88,7 @@ impl Lab {
     }
 
     fn lock(&self) -> PathBuf {
-        self.dir.path().join("bramble.lock")
+        self.dir.path().join("lab.lock")
     }
 
     fn fetch(&self, server: &HttpServer, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -295,7 +295,7 @@ fn cache_list_and_gc_follow_the_locks() {
         .success()
         .stdout(predicate::str::contains("4 files"))
         .stdout(predicate::str::contains(format!("pieeprom-2711 in {}", lab.lock().canonicalize().unwrap().display())));
-    std::fs::remove_file(other.path().join("bramble.lock")).unwrap();
+    std::fs::remove_file(other.path().join("lab.lock")).unwrap();
     bramble()
         .args(["cache", "gc", "--dry-run", "--cache", path_str(&lab.cache)])
         .assert()
@@ -309,4 +309,69 @@ fn cache_list_and_gc_follow_the_locks() {
     let lock = std::fs::read_to_string(lab.lock()).unwrap();
     assert!(lab.cached().iter().all(|sha| lock.contains(sha.as_str())));
     let _ = Path::new(".");
+}
+
+/// Two recipes in one folder each keep their own pins in `<recipe>.lock`, so `--locked` holds
+/// for both; a shared `bramble.lock` from before is taken over only by the recipe it was for.
+#[test]
+fn two_recipes_in_one_folder_keep_their_own_locks() {
+    let server = site();
+    let lab = Lab::new(PI4_LAB);
+    let d = lab.dir.path();
+    // The second recipe: the same folder, a Pi 5 lab from a URL.
+    let url = server.url("/extra.img");
+    server.put("/extra.img", b"another image".to_vec());
+    let pi5 = format!(
+        "[lab]\nname = \"v\"\n[os]\nurl = \"{url}\"\nsha256 = \"{}\"\n\
+         [[client]]\nname = \"n2\"\nmodel = \"pi5\"\nserial = \"00000002\"\n",
+        sha_of(b"another image")
+    );
+    std::fs::write(d.join("pi5.toml"), &pi5).unwrap();
+    let fetch = |recipe: &str, extra: &[&str]| {
+        bramble()
+            .args(["fetch", path_str(&d.join(recipe)), "--cache", path_str(&lab.cache)])
+            .args(["--os-list", &server.url("/os_list.json")])
+            .args(["--mirror", &format!("{RPI_EEPROM}={}", server.url("/rpi-eeprom"))])
+            .args(extra)
+            .assert()
+    };
+    fetch("lab.toml", &[])
+        .success()
+        .stdout(predicate::str::contains(format!("wrote {}", d.join("lab.lock").display())));
+    fetch("pi5.toml", &[])
+        .success()
+        .stdout(predicate::str::contains(format!("wrote {}", d.join("pi5.lock").display())));
+    let lab_lock = std::fs::read_to_string(d.join("lab.lock")).unwrap();
+    let pi5_lock = std::fs::read_to_string(d.join("pi5.lock")).unwrap();
+    assert!(lab_lock.contains("recipe = \"lab.toml\"") && lab_lock.contains("pieeprom-2711"), "{lab_lock}");
+    assert!(!lab_lock.contains("pieeprom-2712"), "{lab_lock}");
+    assert!(pi5_lock.contains("recipe = \"pi5.toml\"") && pi5_lock.contains("pieeprom-2712"), "{pi5_lock}");
+    assert!(!d.join("bramble.lock").exists());
+    // Each holds under --locked, in either order, and neither file changes.
+    for recipe in ["lab.toml", "pi5.toml", "lab.toml"] {
+        fetch(recipe, &["--locked", "--offline"]).success().stdout(predicate::str::contains("is up to date"));
+    }
+    assert_eq!(std::fs::read_to_string(d.join("lab.lock")).unwrap(), lab_lock);
+    assert_eq!(std::fs::read_to_string(d.join("pi5.lock")).unwrap(), pi5_lock);
+
+    // A folder from before: one bramble.lock, written for lab.toml. pi5.toml leaves it alone and
+    // says so; lab.toml takes it over as lab.lock.
+    std::fs::rename(d.join("lab.lock"), d.join("bramble.lock")).unwrap();
+    std::fs::remove_file(d.join("pi5.lock")).unwrap();
+    fetch("pi5.toml", &[]).success().stderr(predicate::str::contains(format!(
+        "note: {} is the lock of `lab.toml`, not of pi5.toml; left as it is. pi5.toml's pins go in {}",
+        d.join("bramble.lock").display(),
+        d.join("pi5.lock").display()
+    )));
+    assert_eq!(std::fs::read_to_string(d.join("bramble.lock")).unwrap(), lab_lock);
+    fetch("lab.toml", &["--locked", "--offline"])
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "note: renamed {} to {}",
+            d.join("bramble.lock").display(),
+            d.join("lab.lock").display()
+        )))
+        .stdout(predicate::str::contains("is up to date"));
+    assert!(!d.join("bramble.lock").exists());
+    assert_eq!(std::fs::read_to_string(d.join("lab.lock")).unwrap(), lab_lock);
 }

@@ -298,3 +298,287 @@ fn tftp_prefix_strings_route_each_client_to_its_own_folder() {
     // The shared firmware under any client's folder.
     assert_eq!(fetch("rack/3/start4.elf"), std::fs::read(os_dir(&lab).join("boot/start4.elf")).unwrap());
 }
+
+/// `[firmware]`: a raspberrypi/firmware release as GitHub serves a tag (one top folder, the boot
+/// files in `boot/`; made here by GNU tar and gzip, served by the test's mirror). The built boot
+/// folder holds the release's GPU firmware byte for byte (cmp), and every other file is the OS's
+/// own (diff -r against a build without it): kernels and device trees must match the OS's modules.
+#[test]
+fn firmware_replaces_the_gpu_firmware_and_nothing_else() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let release = d.join("firmware-1.20260601");
+    let gpu = ["bootcode.bin", "fixup.dat", "fixup4.dat", "start.elf", "start4.elf", "start4x.elf"];
+    for (i, name) in gpu.iter().chain(&["kernel8.img", "bcm2711-rpi-4-b.dtb", "overlays/vc4-kms-v3d.dtbo"]).enumerate()
+    {
+        let p = release.join("boot").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("firmware release file {i}: {name}\n").repeat(1000 + i)).unwrap();
+    }
+    std::fs::create_dir_all(release.join("extra")).unwrap();
+    std::fs::write(release.join("extra/start.elf"), b"not in boot/").unwrap();
+    let archive = d.join("fw.tar.gz");
+    tool_ok("tar", &["-czf", path_str(&archive), "-C", path_str(d), "firmware-1.20260601"]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let fw_sha = common::sha256_of(&bytes);
+    server.put("/firmware/1.20260601.tar.gz", bytes);
+    let fw_url = server.url("/firmware/1.20260601.tar.gz");
+
+    let plain = recipe(&server.url("/pi.img.xz"), &sha, "shared");
+    std::fs::write(d.join("lab.toml"), &plain).unwrap();
+    build(d, &server, "a").success();
+    std::fs::write(d.join("lab.toml"), format!("{plain}\n[firmware]\nurl = \"{fw_url}\"\nsha256 = \"{fw_sha}\"\n"))
+        .unwrap();
+    let out = build(d, &server, "f").success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "firmware: bootcode.bin, fixup.dat, fixup4.dat, start.elf, start4.elf from {fw_url}; added start4x.elf"
+        )),
+        "{stdout}"
+    );
+    assert!(std::fs::read_to_string(d.join("lab.lock")).unwrap().contains(&format!("sha256 = \"{fw_sha}\"")));
+
+    let (before, after) = (os_dir(&d.join("a/lab")).join("boot"), os_dir(&d.join("f/lab")).join("boot"));
+    for name in gpu {
+        let cmp = Command::new("cmp").arg(release.join("boot").join(name)).arg(after.join(name)).status().unwrap();
+        assert!(cmp.success(), "{name} is the release's");
+    }
+    // diff -r: exactly the GPU firmware differs, start4x.elf is new; the rest is the OS's.
+    let diff = tool("diff", &["-rq", path_str(&before), path_str(&after)]);
+    let mut lines: Vec<String> = String::from_utf8_lossy(&diff.stdout)
+        .lines()
+        .map(|l| l.replace(path_str(&before), "A").replace(path_str(&after), "F"))
+        .collect();
+    lines.sort();
+    let mut expected: Vec<String> = gpu[..5]
+        .iter()
+        .map(|n| format!("Files A/{n} and F/{n} differ"))
+        .chain(["Only in F: start4x.elf".into()])
+        .collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+    // The manifest lists what was written.
+    let manifest = read(d.join("f/manifest.json"));
+    let start4 = tool_ok("sha256sum", &[path_str(&release.join("boot/start4.elf"))]);
+    assert!(manifest.contains(start4.split_whitespace().next().unwrap()), "{manifest}");
+}
+
+/// The bootloader update's `ts:` decides whether a Pi installs it (only a newer one). Read as
+/// the bootloader and rpi-eeprom-update read it: the `ts:` line of pieeprom.sig, and the
+/// little-endian `~ts`,`ts` words of the image (2711: its last 8 bytes; 2712: the `updatetime`
+/// section at 26552), by od. The same recipe and lock give the same bytes; a changed setting
+/// gives a newer timestamp, pinned in the lock; --locked refuses to move it.
+#[test]
+fn bootloader_updates_get_a_newer_timestamp_only_when_they_change() {
+    let image = common::raspios::build();
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = recipe(&server.url("/pi.img.xz"), &sha, "shared");
+    std::fs::write(d.join("lab.toml"), &text).unwrap();
+    let sig_ts = |out: &str, folder: &str| -> u32 {
+        let sig = read(d.join(out).join("lab").join(folder).join("pieeprom.sig"));
+        sig.lines().find_map(|l| l.strip_prefix("ts: ")).unwrap_or_else(|| panic!("{sig}")).trim().parse().unwrap()
+    };
+    let image_ts = |out: &str, folder: &str, at: u64| -> u32 {
+        let upd = d.join(out).join("lab").join(folder).join("pieeprom.upd");
+        let words = tool_ok(
+            "od",
+            &["-An", "-v", "-t", "u4", "--endian=little", "-j", &at.to_string(), "-N", "8", path_str(&upd)],
+        );
+        let w: Vec<u32> = words.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(w[0], !w[1], "~ts then ts");
+        w[1]
+    };
+    let ts = |out: &str| {
+        let t = (sig_ts(out, "eeprom/2711"), sig_ts(out, "eeprom/2712"));
+        assert_eq!(image_ts(out, "eeprom/2711", 524_280), t.0);
+        assert_eq!(image_ts(out, "clients/own", 524_280), sig_ts(out, "clients/own"));
+        assert_eq!(image_ts(out, "eeprom/2712", 26_552), t.1);
+        (t.0, sig_ts(out, "clients/own"), t.1)
+    };
+    // No release date in a URL image, no SOURCE_DATE_EPOCH: the build's fixed epoch, 2026-01-01.
+    const EPOCH: u32 = 1_767_225_600;
+    // A lock `bramble fetch` wrote pins no timestamp yet: --locked builds with the first one it
+    // would pin, and leaves the lock alone.
+    bramble()
+        .args(["fetch", path_str(&d.join("lab.toml")), "--cache", path_str(&d.join("cache"))])
+        .args(["--mirror", &format!("{RPI_EEPROM}={}", server.url("/rpi-eeprom"))])
+        .assert()
+        .success();
+    let fetched = read(d.join("lab.lock"));
+    bramble()
+        .args(["build", path_str(&d.join("lab.toml")), "-o", path_str(&d.join("l")), "--locked"])
+        .args(["--cache", path_str(&d.join("cache"))])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "bootloader updates: 2711 at ts {EPOCH}, 2712 at ts {EPOCH} (not pinned"
+        )));
+    assert_eq!(read(d.join("lab.lock")), fetched);
+    assert_eq!(ts("l"), (EPOCH, EPOCH, EPOCH));
+    build(d, &server, "a").success();
+    assert_eq!(ts("a"), (EPOCH, EPOCH, EPOCH));
+    let lock = read(d.join("lab.lock"));
+    assert!(lock.contains("[[eeprom]]\nchip = 2711\nsha256 = ") && lock.contains(&format!("ts = {EPOCH}")), "{lock}");
+    // Same recipe, same lock: the same bytes.
+    build(d, &server, "b").success();
+    for f in
+        ["eeprom/2711/pieeprom.upd", "eeprom/2711/pieeprom.sig", "eeprom/2712/pieeprom.upd", "clients/own/pieeprom.sig"]
+    {
+        let cmp = Command::new("cmp").arg(d.join("a/lab").join(f)).arg(d.join("b/lab").join(f)).status().unwrap();
+        assert!(cmp.success(), "{f}");
+    }
+    assert_eq!(read(d.join("lab.lock")), lock);
+
+    // BOOT_ORDER changes: every chip's updates change, and each gets a newer timestamp.
+    std::fs::write(d.join("lab.toml"), text.replace("BOOT_ORDER = 0xf21", "BOOT_ORDER = 0xf12")).unwrap();
+    let refused = bramble()
+        .args(["build", path_str(&d.join("lab.toml")), "-o", path_str(&d.join("locked"))])
+        .args(["--cache", path_str(&d.join("cache")), "--locked", "--offline"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains(&format!("2711 from ts {EPOCH} to {}", EPOCH + 1)), "{stderr}");
+    assert!(stderr.contains("run without --locked"), "{stderr}");
+    assert!(!d.join("locked").exists());
+    assert_eq!(read(d.join("lab.lock")), lock);
+    let out = build(d, &server, "c").success();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("bootloader updates: 2711 from ts"));
+    assert_eq!(ts("c"), (EPOCH + 1, EPOCH + 1, EPOCH + 1));
+    assert!(
+        tool_ok("grep", &["-c", "-a", "BOOT_ORDER=0xf12", path_str(&d.join("c/lab/eeprom/2711/pieeprom.upd"))]).trim()
+            == "1"
+    );
+
+    // Only one Pi 4's own setting changes: the Pi 4 updates move on, the Pi 5's stay.
+    let own = text.replace("BOOT_ORDER = 0xf21", "BOOT_ORDER = 0xf12").replace("BOOT_UART = 1", "BOOT_UART = 0");
+    std::fs::write(d.join("lab.toml"), own).unwrap();
+    build(d, &server, "e").success();
+    assert_eq!(ts("e"), (EPOCH + 2, EPOCH + 2, EPOCH + 1));
+    let cmp = Command::new("cmp")
+        .arg(d.join("c/lab/eeprom/2712/pieeprom.upd"))
+        .arg(d.join("e/lab/eeprom/2712/pieeprom.upd"))
+        .status()
+        .unwrap();
+    assert!(cmp.success(), "the Pi 5's update is unchanged");
+    // --eeprom-timestamp sets it outright (and pins it).
+    bramble()
+        .args([
+            "build",
+            path_str(&d.join("lab.toml")),
+            "-o",
+            path_str(&d.join("t")),
+            "--eeprom-timestamp",
+            "1800000000",
+        ])
+        .args(["--cache", path_str(&d.join("cache"))])
+        .assert()
+        .success();
+    assert_eq!(ts("t"), (1_800_000_000, 1_800_000_000, 1_800_000_000));
+}
+
+/// A 32-bit Raspberry Pi OS image given by URL (its root's dpkg is armhf, written into the
+/// image's ext4 by debugfs): the build stops before writing anything, naming the 64-bit image.
+#[test]
+fn a_32_bit_image_by_url_is_refused_with_the_64_bit_name() {
+    let image = common::raspios::build();
+    let img = image.xz.with_extension("");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The root partition: 64 MiB at sector 147456 (tests/common/image.rs).
+    let root = d.join("root.img");
+    tool_ok(
+        "dd",
+        &[
+            &format!("if={}", path_str(&img)),
+            &format!("of={}", path_str(&root)),
+            "bs=512",
+            "skip=147456",
+            "count=131072",
+            "status=none",
+        ],
+    );
+    let status = d.join("status");
+    std::fs::write(
+        &status,
+        "Package: libc6\nStatus: install ok installed\nArchitecture: armhf\nVersion: 2.36-9+rpt2\n\n\
+         Package: dpkg\nStatus: install ok installed\nArchitecture: armhf\nVersion: 1.21.22\n",
+    )
+    .unwrap();
+    tool_ok("debugfs", &["-w", "-R", "mkdir /var/lib/dpkg", path_str(&root)]);
+    tool_ok("debugfs", &["-w", "-R", &format!("write {} /var/lib/dpkg/status", path_str(&status)), path_str(&root)]);
+    tool_ok(
+        "dd",
+        &[
+            &format!("if={}", path_str(&root)),
+            &format!("of={}", path_str(&img)),
+            "bs=512",
+            "seek=147456",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    tool_ok("xz", &["-T0", "-f", "-k", path_str(&img)]);
+    let (server, _) = site(&image.xz);
+    let bytes = std::fs::read(&image.xz).unwrap();
+    let sha = common::sha256_of(&bytes);
+    let path = "/raspios_lite_armhf/images/x/2025-11-24-raspios-bookworm-armhf-lite.img.xz";
+    server.put(path, bytes);
+    std::fs::write(d.join("lab.toml"), recipe(&server.url(path), &sha, "shared")).unwrap();
+    let out = build(d, &server, "a").code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains(&format!("{} is a 32-bit (armhf) Raspberry Pi OS image", server.url(path))), "{stderr}");
+    assert!(stderr.contains("catalog = \"raspios-lite-arm64\""), "{stderr}");
+    assert!(!d.join("a/lab").exists(), "a refused build writes no lab");
+}
+
+/// As user nobody (setpriv), outputs that cannot be written: each error names the path and
+/// what was being done, never a bare "Permission denied".
+#[test]
+fn file_errors_name_the_path_and_what_was_being_done() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(d, 0o755);
+    let (rw, ro) = (d.join("rw"), d.join("ro"));
+    std::fs::create_dir(&rw).unwrap();
+    std::fs::create_dir(&ro).unwrap();
+    mode(&rw, 0o777);
+    // A lab that needs no download: no client, a Debian OS nobody boots.
+    let recipe = "[lab]\nname = \"e\"\n[os]\nsource = \"debian\"\n";
+    std::fs::write(ro.join("lab.toml"), recipe).unwrap();
+    std::fs::write(rw.join("lab.toml"), recipe).unwrap();
+    std::fs::create_dir(ro.join("out")).unwrap();
+    let as_nobody = |recipe: &Path, out: &Path| -> String {
+        let got = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", env!("CARGO_BIN_EXE_bramble")])
+            .args(["build", path_str(recipe), "-o", path_str(out), "--cache", path_str(&rw.join("cache"))])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(got.status.code(), Some(1), "{got:?}");
+        let stderr = String::from_utf8_lossy(&got.stderr).into_owned();
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+        let bare = stderr.lines().any(|l| l.trim_start_matches("error: ").starts_with("Permission denied"));
+        assert!(!bare, "a bare error: {stderr}");
+        stderr
+    };
+    // The lock beside a recipe in a folder nobody may write.
+    let e = as_nobody(&ro.join("lab.toml"), &rw.join("out"));
+    assert!(e.contains(&format!("cannot create a file in {}", ro.display())), "{e}");
+    // The output folder's parent, then the output folder itself, not writable.
+    let e = as_nobody(&rw.join("lab.toml"), &ro.join("new"));
+    assert!(e.contains(&format!("cannot create {}", ro.join("new").display())), "{e}");
+    let e = as_nobody(&rw.join("lab.toml"), &ro.join("out"));
+    assert!(
+        e.contains("writing the lab folder")
+            && e.contains(&format!("cannot create {}/.lab.partial-", ro.join("out").display())),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(ro.join("out")).unwrap().count(), 0);
+}

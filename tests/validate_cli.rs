@@ -15,18 +15,89 @@ fn builtin_and_shipped_recipes_are_valid() {
         .stdout(predicate::str::contains("recipes/default.toml (built in): ok"))
         .stdout(predicate::str::contains("4 clients (4×pi4), dhcp proxy, os raspios-lite-arm64"));
     let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
-    for (file, summary) in [
-        ("default.toml", "lab `bramble`, 4 clients (4×pi4), dhcp proxy"),
-        ("pi4-proxy.toml", "lab `k3s-rack`, 4 clients (4×pi4), dhcp proxy"),
-        ("mixed-server.toml", "lab `classroom`, 8 clients (6×pi4, 2×pi5), dhcp server"),
+    // The examples without a key say only that nobody could log in (each lab adds its own).
+    for (file, summary, keys) in [
+        ("default.toml", "lab `bramble`, 4 clients (4×pi4), dhcp proxy", false),
+        ("pi4-proxy.toml", "lab `k3s-rack`, 4 clients (4×pi4), dhcp proxy", true),
+        ("mixed-server.toml", "lab `classroom`, 8 clients (6×pi4, 2×pi5), dhcp server", false),
     ] {
-        bramble()
-            .args(["validate", path_str(&recipes.join(file))])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains(summary))
-            .stderr(predicate::str::is_empty());
+        let out = bramble().args(["validate", path_str(&recipes.join(file))]).assert().success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stdout.contains(summary), "{file}: {stdout}");
+        if keys {
+            assert!(stderr.is_empty(), "{file}: {stderr}");
+        } else {
+            assert_eq!(stderr.matches("warning: ").count(), 1, "{file}: {stderr}");
+            assert!(stderr.contains("nobody can log in to this lab"), "{file}: {stderr}");
+            assert!(stdout.contains("ok (1 warning)"), "{file}: {stdout}");
+        }
     }
+}
+
+/// recipes/debian.toml as shipped: user pi, no password, no key. Validate and build both say
+/// so, naming the key to add; with a key the warning is gone.
+#[test]
+fn a_lab_nobody_can_log_in_to_is_warned_about_with_the_key_to_add() {
+    let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let debian = recipes.join("debian.toml");
+    let out = bramble().args(["validate", path_str(&debian)]).assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}: nobody can log in to this lab: user `pi` has no password and [server] has no `ssh_keys`",
+            debian.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ssh_keys = [\"ssh-ed25519 AAAA… you@laptop\"]"), "{stderr}");
+    assert!(stderr.contains("~/.ssh/id_ed25519.pub"), "{stderr}");
+    // The same at build time, before anything is fetched (offline, with nothing cached, the
+    // build then stops; the lock goes elsewhere so the repository stays as it is).
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bramble()
+        .args(["build", path_str(&debian), "-o", path_str(&tmp.path().join("out")), "--offline"])
+        .args(["--lock", path_str(&tmp.path().join("debian.lock")), "--cache", path_str(&tmp.path().join("cache"))])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("nobody can log in to this lab: user `pi` has no password"), "{stderr}");
+    assert!(stderr.contains("ssh_keys = [\"ssh-ed25519 AAAA… you@laptop\"]"), "{stderr}");
+    assert!(stderr.contains("cannot resolve"), "{stderr}");
+    // With a key: nothing to say.
+    let text = std::fs::read_to_string(&debian).unwrap().replace(
+        "dhcp = \"proxy\"\n",
+        "dhcp = \"proxy\"\nssh_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1dXzLdQzNn3m5bLx0aN3Z me@lab\"]\n",
+    );
+    let keyed = tmp.path().join("debian.toml");
+    std::fs::write(&keyed, text).unwrap();
+    bramble().args(["validate", path_str(&keyed)]).assert().success().stderr(predicate::str::is_empty());
+}
+
+/// 32-bit Raspberry Pi OS would give an aarch64 daemon and arm64 packages on an armhf system:
+/// refused at the name, with the 64-bit name of the same kind.
+#[test]
+fn thirty_two_bit_catalog_names_are_refused_with_the_64_bit_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, arm64) in [
+        ("raspios-lite-armhf", "raspios-lite-arm64"),
+        ("raspios-armhf", "raspios-arm64"),
+        ("raspios-full-armhf", "raspios-full-arm64"),
+    ] {
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, format!("[lab]\nname = \"t\"\n\n[os]\ncatalog = \"{name}\"\n")).unwrap();
+        let out = bramble().args(["validate", path_str(&path)]).assert().code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains(&format!("--> {}:5:11", path.display())), "{stderr}");
+        assert!(stderr.contains(&format!("`{name}` is 32-bit Raspberry Pi OS (armhf)")), "{stderr}");
+        assert!(stderr.contains(&format!("use catalog = \"{arm64}\"")), "{stderr}");
+        bramble()
+            .args(["build", path_str(&path), "-o", path_str(&tmp.path().join("out"))])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("has errors; run `bramble validate"));
+    }
+    assert!(!tmp.path().join("out").exists());
 }
 
 const BAD: &str = r#"[lab]
@@ -104,7 +175,8 @@ fn warnings_do_not_fail_and_quiet_hides_them() {
         .success()
         .stderr(predicate::str::contains("warning: MY_KEY is not a documented bootloader property"))
         .stderr(predicate::str::contains("warning: 00:11:22:33:44:55 does not start with a Raspberry Pi prefix"))
-        .stdout(predicate::str::contains("ok (2 warnings)"));
+        .stderr(predicate::str::contains("nobody can log in to this lab"))
+        .stdout(predicate::str::contains("ok (3 warnings)"));
     bramble().args(["-q", "validate", path_str(&path)]).assert().success().stderr(predicate::str::is_empty());
 }
 

@@ -113,6 +113,9 @@ fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) ->
             };
             let boot = image.tree(fat)?;
             let root = image.tree(ext4)?;
+            if let Some(arch) = crate::source::root_arch::architecture(&root).filter(|a| a != "arm64") {
+                bail!("{}", foreign_root(&f.input.url, &arch));
+            }
             let id = match (&recipe.os, f.input.release_date.as_deref()) {
                 (OsSource::Catalog(name), Some(date)) => format!("{name}-{date}"),
                 (OsSource::Catalog(name), None) => name.clone(),
@@ -121,6 +124,45 @@ fn load_os(recipe: &Recipe, fetched: &FetchedInputs, epoch: u32, quiet: bool) ->
             Ok(OsInput { id, boot, root })
         }
     }
+}
+
+/// `[firmware]`'s GPU firmware over the OS's boot folder; the step line that says what changed.
+fn lay_firmware(boot: &mut crate::tree::Tree, fetched: &FetchedInputs, url: &str) -> Result<String> {
+    let f = find(fetched, inputs::FIRMWARE).context("the [firmware] archive was not fetched")?;
+    let what = format!("the [firmware] archive {url}");
+    let file =
+        std::fs::File::open(&f.path).with_context(|| format!("cannot read {} (the cached {url})", f.path.display()))?;
+    let files = crate::source::firmware::gpu_firmware(std::io::BufReader::new(file), &what)?;
+    let (replaced, added) = pi_boot::lay_firmware(boot, &files);
+    let mut step = format!("firmware: {} from {url}", replaced.join(", "));
+    if replaced.is_empty() {
+        step = format!("firmware: nothing the OS has is replaced from {url}");
+    }
+    if !added.is_empty() {
+        step.push_str(&format!("; added {}", added.join(", ")));
+    }
+    Ok(step)
+}
+
+/// Why an OS image whose root is not arm64 cannot make a lab, and the 64-bit image to use.
+fn foreign_root(url: &str, arch: &str) -> String {
+    let file = url.rsplit('/').next().unwrap_or(url);
+    let kind = if file.contains("lite") {
+        "raspios-lite-arm64"
+    } else if file.contains("full") {
+        "raspios-full-arm64"
+    } else {
+        "raspios-arm64"
+    };
+    let what = if arch == "armhf" {
+        "a 32-bit (armhf) Raspberry Pi OS image".to_string()
+    } else {
+        format!("built for {arch}")
+    };
+    format!(
+        "{url} is {what}: Bramble builds 64-bit labs only (the server runs an aarch64 daemon and installs arm64 \
+         packages); in [os], use catalog = \"{kind}\", or the url and sha256 of the arm64 image of this release"
+    )
 }
 
 /// Files taken out of Debian packages, by package and path: each package is read once.
@@ -157,8 +199,15 @@ fn resolve_file(f: &FileRef, recipe_dir: &Path, fetched: &FetchedInputs, debs: &
             Ok(Content::new(Arc::new(HostFile { path, len })))
         }
         FileRef::Url(d) => {
-            let got = fetched.outcome.files.iter().find(|x| x.input.sha256 == d.sha256).context("not fetched")?;
-            let len = std::fs::metadata(&got.path)?.len();
+            let got = fetched
+                .outcome
+                .files
+                .iter()
+                .find(|x| x.input.sha256 == d.sha256)
+                .with_context(|| format!("{} was not fetched", d.url))?;
+            let len = std::fs::metadata(&got.path)
+                .with_context(|| format!("cannot read {} (the cached {})", got.path.display(), d.url))?
+                .len();
             Ok(Content::new(Arc::new(HostFile { path: got.path.clone(), len })))
         }
         FileRef::Deb { package, path } => debs
@@ -213,10 +262,55 @@ fn server_debs(
     let mut out = Vec::new();
     for d in debs {
         let file = d.input.url.rsplit('/').next().unwrap_or(&d.input.name).to_string();
-        let len = std::fs::metadata(&d.path)?.len();
+        let len = std::fs::metadata(&d.path)
+            .with_context(|| format!("cannot read {} (the cached {})", d.path.display(), d.input.url))?
+            .len();
         out.push((file, Content::new(Arc::new(HostFile { path: d.path, len }))));
     }
     Ok(out)
+}
+
+/// Pin the bootloader updates' new timestamps in the lock (not on a dry run). `--locked`
+/// refuses to move a pinned one, as a Pi would then get another update than the lock says; a
+/// chip the lock pins nothing for yet (a lock `bramble fetch` wrote) gets the build's epoch,
+/// as a first pin would, without writing the lock.
+fn pin_eeprom_stamps(fetched: &mut FetchedInputs, stamps: &[eeprom::Stamp], locked: bool, dry_run: bool) -> Result<()> {
+    let lock = &mut fetched.outcome.lock;
+    let pinned = |chip: u32| lock.eeprom.iter().find(|p| p.chip == chip);
+    let moved: Vec<String> = stamps
+        .iter()
+        .filter_map(|s| pinned(s.chip).filter(|p| *p != s).map(|p| format!("{} from ts {} to {}", s.chip, p.ts, s.ts)))
+        .collect();
+    let new: Vec<String> =
+        stamps.iter().filter(|s| pinned(s.chip).is_none()).map(|s| format!("{} at ts {}", s.chip, s.ts)).collect();
+    if locked {
+        if !moved.is_empty() {
+            bail!(
+                "the bootloader updates changed since the lock {} was written ({}); run without --locked to pin \
+                 the new timestamps",
+                fetched.lock_path.display(),
+                moved.join(", ")
+            );
+        }
+        if !new.is_empty() {
+            tracing::info!(
+                "bootloader updates: {} (not pinned in {} yet; run without --locked to pin)",
+                new.join(", "),
+                fetched.lock_path.display()
+            );
+        }
+        return Ok(());
+    }
+    lock.eeprom = stamps.to_vec();
+    if dry_run {
+        return Ok(());
+    }
+    crate::output::write_file(&fetched.lock_path, lock.to_text().as_bytes())?;
+    let told: Vec<String> = moved.into_iter().chain(new).collect();
+    if !told.is_empty() {
+        tracing::info!("bootloader updates: {}, pinned in {}", told.join(", "), fetched.lock_path.display());
+    }
+    Ok(())
 }
 
 fn epoch_arg(arg: &Option<String>, epoch: u32) -> Result<u32> {
@@ -233,15 +327,30 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     let Some(recipe) = parsed.recipe else {
         bail!("{name} has errors; run `bramble validate {name}` to see them");
     };
+    // The recipe's warnings, as validate shows them: a build that succeeds says what it lacks.
+    let mut warnings: Vec<_> = parsed.diagnostics.into_iter().filter(|d| !d.is_error()).collect();
+    if args.server_image
+        && recipe.server.ssh_keys.is_empty()
+        && !warnings.iter().any(|d| d.message.starts_with("nobody can log in"))
+    {
+        warnings.push(recipe::no_login(&recipe.server.user, None));
+    }
+    if !quiet && !warnings.is_empty() {
+        super::to_stderr(&crate::diagnostic::render(&warnings, &text, &name, super::styled_stderr()));
+    }
     let recipe_dir = match &args.recipe {
         Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
         None => PathBuf::from("."),
     };
-    let fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
+    let mut fetched = fetch_inputs(&recipe, args.recipe.as_deref(), &args.inputs, quiet)?;
     let epoch = build_epoch(&recipe, find(&fetched, inputs::OS))?;
     let mtime = Timestamp::from_secs(i64::from(epoch));
-    let os =
+    let mut os =
         if recipe.needs_os() || args.server_image { Some(load_os(&recipe, &fetched, epoch, quiet)?) } else { None };
+    let mut early_steps = Vec::new();
+    if let (Some(os), Some(fw)) = (os.as_mut(), &recipe.firmware) {
+        early_steps.push(lay_firmware(&mut os.boot, &fetched, &fw.url)?);
+    }
     // The server image's daemon is checked before the long work, not after it.
     let daemon = if args.server_image {
         let path = args.daemon.clone().unwrap_or_else(|| PathBuf::from(CROSS_DAEMON));
@@ -254,7 +363,8 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
             })?
             .len();
         let mut head = vec![0u8; 64];
-        std::io::Read::read_exact(&mut std::fs::File::open(&path)?, &mut head)
+        let mut file = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        std::io::Read::read_exact(&mut file, &mut head)
             .with_context(|| format!("{} is not a program", path.display()))?;
         crate::lab::server_root::check_aarch64(&head).with_context(|| path.display().to_string())?;
         Some(Content::new(Arc::new(HostFile { path, len })))
@@ -266,24 +376,33 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         let read = |kind: &str| -> Result<Vec<u8>> {
             let f = find(&fetched, &format!("{kind}-{}", chip.number()))
                 .with_context(|| format!("{kind} for {chip} was not fetched"))?;
-            Ok(std::fs::read(&f.path)?)
+            std::fs::read(&f.path)
+                .with_context(|| format!("cannot read {} (the cached {})", f.path.display(), f.input.url))
         };
         releases.push(eeprom::Release { chip, image: read("pieeprom")?, recovery: read("recovery")? });
     }
     let debs = extract_deb_files(&recipe, &fetched)?;
     let mut resolve = |f: &FileRef| resolve_file(f, &recipe_dir, &fetched, &debs);
+    let pins = fetched.outcome.lock.eeprom.clone();
+    let eeprom_ts = match &args.eeprom_timestamp {
+        Some(_) => eeprom::Timestamps::Fixed(epoch_arg(&args.eeprom_timestamp, epoch)?),
+        None => eeprom::Timestamps::Pinned { base: epoch, pins: &pins },
+    };
     let plan: Plan = plan(Inputs {
         recipe: &recipe,
         recipe_name: &name,
         recipe_dir: &recipe_dir,
         os,
         eeprom: releases,
-        eeprom_ts: epoch_arg(&args.eeprom_timestamp, epoch)?,
+        eeprom_ts,
         mtime,
         resolve: &mut resolve,
     })?;
+    if plan.eeprom_stamps != pins {
+        pin_eeprom_stamps(&mut fetched, &plan.eeprom_stamps, args.inputs.locked(), args.dry_run)?;
+    }
     let mut out = std::io::stdout().lock();
-    for step in &plan.steps {
+    for step in early_steps.iter().chain(&plan.steps) {
         writeln!(out, "  {step}")?;
     }
     if args.dry_run {

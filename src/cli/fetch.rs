@@ -3,7 +3,7 @@
 use super::validate::read_recipe;
 use crate::fetch::cache::{self, Cache};
 use crate::fetch::download::{Downloader, Mirror};
-use crate::fetch::lock::Lock;
+use crate::fetch::lock::{self, Lock, SharedLock};
 use crate::fetch::resolve::{self, Status};
 use crate::recipe;
 use crate::source::catalog::OS_LIST_URL;
@@ -26,9 +26,11 @@ impl CacheArg {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "The lock is bramble.lock beside the recipe (./bramble.lock for the built-in one).\n\
+#[command(
+    after_help = "The lock is <recipe>.lock beside the recipe (lab.toml: lab.lock; ./bramble.lock for the built-in one).\n\
     Examples:\n  bramble fetch recipes/lab.toml\n  bramble fetch lab.toml --locked --offline\n  \
-    bramble fetch lab.toml --mirror https://downloads.raspberrypi.com=http://mirror.lab/rpi")]
+    bramble fetch lab.toml --mirror https://downloads.raspberrypi.com=http://mirror.lab/rpi"
+)]
 pub struct FetchArgs {
     /// The recipe; without one, the built-in default recipe
     recipe: Option<PathBuf>,
@@ -39,7 +41,7 @@ pub struct FetchArgs {
 /// How inputs are pinned and fetched; `fetch` and `build` share these.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InputArgs {
-    /// The lock file to read and write [default: bramble.lock beside the recipe]
+    /// The lock file to read and write [default: <recipe>.lock beside the recipe]
     #[arg(long, value_name = "FILE")]
     lock: Option<PathBuf>,
     /// Fail rather than change the lock
@@ -132,17 +134,36 @@ pub fn fetch_inputs(
     args: &InputArgs,
     quiet: bool,
 ) -> Result<FetchedInputs> {
-    let lock_path = args.lock.clone().unwrap_or_else(|| match recipe_path {
-        Some(p) => p.parent().map(|d| d.join("bramble.lock")).unwrap_or_else(|| PathBuf::from("bramble.lock")),
-        None => PathBuf::from("bramble.lock"),
-    });
     let recipe_file = recipe_path.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let lock_path = match &args.lock {
+        Some(p) => p.clone(),
+        None => {
+            let own = lock::path_for(recipe_path);
+            if let Some(file) = &recipe_file {
+                match lock::adopt_shared(&own, file)? {
+                    SharedLock::Absent => {}
+                    SharedLock::Adopted { from, to } => tracing::info!(
+                        "note: renamed {} to {}: each recipe keeps its own lock now",
+                        from.display(),
+                        to.display()
+                    ),
+                    SharedLock::Other { path, recipe } => tracing::info!(
+                        "note: {} is the lock of {}, not of {file}; left as it is. {file}'s pins go in {}",
+                        path.display(),
+                        recipe.as_deref().map(|r| format!("`{r}`")).unwrap_or_else(|| "the built-in recipe".into()),
+                        own.display()
+                    ),
+                }
+            }
+            own
+        }
+    };
     let existing = Lock::load(&lock_path)?;
     if let (Some(lock), Some(file)) = (&existing, &recipe_file)
         && lock.recipe.as_ref().is_some_and(|r| r != file)
     {
         tracing::warn!(
-            "{} was written for {}; it will now pin {file} (use --lock to keep one lock per recipe)",
+            "{} was written for {}; it will now pin {file} (without --lock, each recipe has its own <recipe>.lock)",
             lock_path.display(),
             lock.recipe.as_deref().unwrap_or("?")
         );

@@ -103,7 +103,9 @@ impl Cache {
     /// Move a completed, verified download into place.
     pub fn commit(&self, partial: &Path, sha256: &str) -> Result<PathBuf> {
         let target = self.path_of(sha256);
-        File::open(partial)?.sync_all()?;
+        File::open(partial)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {} to disk", partial.display()))?;
         std::fs::rename(partial, &target)
             .with_context(|| format!("cannot move {} into the cache", partial.display()))?;
         Ok(target)
@@ -114,10 +116,11 @@ impl Cache {
         let mut out = Vec::new();
         let dir = self.root.join("sha256");
         for item in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let item = item?;
+            let item = item.with_context(|| format!("cannot list {}", dir.display()))?;
             let name = item.file_name().to_string_lossy().into_owned();
             if name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()) {
-                out.push(Entry { sha256: name, size: item.metadata()?.len(), path: item.path() });
+                let size = item.metadata().with_context(|| format!("cannot read {}", item.path().display()))?.len();
+                out.push(Entry { sha256: name, size, path: item.path() });
             }
         }
         out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
@@ -177,13 +180,13 @@ impl Cache {
             }
         }
         let partials = self.root.join("partial");
-        for item in std::fs::read_dir(&partials)? {
-            let item = item?;
+        for item in std::fs::read_dir(&partials).with_context(|| format!("cannot list {}", partials.display()))? {
+            let item = item.with_context(|| format!("cannot list {}", partials.display()))?;
             let name = item.file_name().to_string_lossy().into_owned();
             let sha = name.trim_end_matches(".part");
             if !refs.contains_key(sha) {
                 // Size first: once removed there is nothing left to stat.
-                let size = item.metadata()?.len();
+                let size = item.metadata().with_context(|| format!("cannot read {}", item.path().display()))?.len();
                 if !dry_run {
                     std::fs::remove_file(item.path())
                         .with_context(|| format!("cannot remove {}", item.path().display()))?;
@@ -229,7 +232,7 @@ mod tests {
             cache.commit(&part, s).unwrap();
         }
         std::fs::write(cache.partial_path(&"f".repeat(64)), b"half").unwrap();
-        let lock_path = dir.path().join("bramble.lock");
+        let lock_path = dir.path().join("lab.lock");
         let lock = Lock {
             version: 1,
             recipe: None,
@@ -244,6 +247,7 @@ mod tests {
                 extract_size: None,
                 version: None,
             }],
+            eeprom: Vec::new(),
         };
         std::fs::write(&lock_path, lock.to_text()).unwrap();
         cache.register_lock(&lock_path).unwrap();

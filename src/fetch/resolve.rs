@@ -168,14 +168,14 @@ pub async fn fetch_all(
     let mut missing = Vec::new();
     for mut input in pinned {
         if let Some(path) = cache.verified(&input.sha256)? {
-            input.size = std::fs::metadata(&path)?.len();
+            input.size = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
             files.push(Fetched { input, path, status: Status::Cached });
         } else if opts.offline {
             missing.push(format!("  {} ({}), sha256 {}", input.name, input.url, input.sha256));
         } else {
             let size = (input.size > 0).then_some(input.size);
             let path = dl.fetch(cache, &input.name, &input.url, &input.sha256, size).await?;
-            input.size = std::fs::metadata(&path)?.len();
+            input.size = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
             files.push(Fetched { input, path, status: Status::Downloaded });
         }
     }
@@ -187,7 +187,13 @@ pub async fn fetch_all(
             missing.join("\n")
         );
     }
-    let lock = Lock { version: LOCK_VERSION, recipe, inputs: files.iter().map(|f| f.input.clone()).collect() };
+    let lock = Lock {
+        version: LOCK_VERSION,
+        recipe,
+        inputs: files.iter().map(|f| f.input.clone()).collect(),
+        // Only a build knows the bootloader updates; what it pinned stays.
+        eeprom: existing.map(|e| e.eeprom.clone()).unwrap_or_default(),
+    };
     let changed = existing.is_none_or(|e| e.inputs != lock.inputs);
     if changed && opts.locked {
         bail!("the lock would change; run without --locked to update it");

@@ -55,6 +55,47 @@ pub struct Update {
     pub client: Option<String>,
     pub config: String,
     pub files: Vec<UpdateFile>,
+    /// The update timestamp its image and `.sig` carry.
+    pub ts: u32,
+}
+
+/// The update timestamp of one chip's bootloader updates, pinned (in the lock) to what the
+/// updates hold. A Pi installs a network update only if its `ts:` is newer than the last one it
+/// installed (research/pi-netboot.md §3.8), so the timestamp must grow whenever an image
+/// changes and stay put while none does (the same recipe and lock give the same bytes).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stamp {
+    /// The chip: 2711 or 2712.
+    pub chip: u32,
+    /// sha256 over the chip's update images as configured, before the timestamp is set, each
+    /// with the clients it is for.
+    pub sha256: String,
+    pub ts: u32,
+}
+
+/// How the updates' timestamp is chosen.
+#[derive(Clone, Copy, Debug)]
+pub enum Timestamps<'a> {
+    /// A chip whose updates are as `pins` says keeps its pinned timestamp; one whose updates
+    /// changed gets `base`, or one second after its pinned timestamp if that is not older.
+    Pinned { base: u32, pins: &'a [Stamp] },
+    /// This timestamp for every update (`--eeprom-timestamp`).
+    Fixed(u32),
+}
+
+/// The timestamp for `chip`'s updates, whose content hash is `sha256`.
+pub fn stamp(chip: Chip, sha256: String, how: Timestamps) -> Stamp {
+    let chip = chip.number();
+    let ts = match how {
+        Timestamps::Fixed(ts) => ts,
+        Timestamps::Pinned { base, pins } => match pins.iter().find(|p| p.chip == chip) {
+            Some(p) if p.sha256 == sha256 => p.ts,
+            Some(p) => base.max(p.ts.saturating_add(1)),
+            None => base,
+        },
+    };
+    Stamp { chip, sha256, ts }
 }
 
 /// The settings one client's bootloader gets: the image's own config with the lab's
@@ -68,19 +109,52 @@ fn config_for(image: &EepromImage, recipe: &Recipe, client: Option<&Client>) -> 
     Ok(card::edited_config(current, None, &edits))
 }
 
-/// Every update the lab needs: one per chip, plus one per client with its own settings.
-pub fn updates(recipe: &Recipe, releases: &[Release], ts: u32) -> Result<Vec<Update>> {
+/// Every update the lab needs: one per chip, plus one per client with its own settings; and
+/// the timestamp each chip's updates carry.
+pub fn updates(recipe: &Recipe, releases: &[Release], how: Timestamps) -> Result<(Vec<Update>, Vec<Stamp>)> {
     let mut out = Vec::new();
+    let mut stamps = Vec::new();
     for r in releases {
         let image = EepromImage::parse(&r.image).with_context(|| format!("the pinned bootloader for {}", r.chip))?;
-        let config = config_for(&image, recipe, None)?;
-        let files = card::update_files(&image, config.as_bytes(), ts, r.recovery.clone())?;
-        out.push(Update { chip: r.chip, client: None, config, files });
+        let mut configs = vec![(None, config_for(&image, recipe, None)?)];
         for c in recipe.clients.iter().filter(|c| c.model.eeprom_chip() == Some(r.chip) && !c.eeprom.is_empty()) {
-            let config = config_for(&image, recipe, Some(c))?;
-            let files = card::update_files(&image, config.as_bytes(), ts, r.recovery.clone())?;
-            out.push(Update { chip: r.chip, client: Some(c.name.clone()), config, files });
+            configs.push((Some(c.name.clone()), config_for(&image, recipe, Some(c))?));
         }
+        // Everything that decides the images but the timestamp: the configured image of each
+        // update and whom it is for (a Pi moving to another update must see a newer one).
+        let mut hash = Sha256::new();
+        for (client, config) in &configs {
+            hash.update(client.as_deref().unwrap_or("").as_bytes());
+            hash.update([0]);
+            hash.update(Sha256::digest(image.with_bootconf(config.as_bytes())?));
+        }
+        let stamp = stamp(r.chip, crate::digest::hex(&hash.finalize()), how);
+        for (client, config) in configs {
+            let files = card::update_files(&image, config.as_bytes(), stamp.ts, r.recovery.clone())?;
+            out.push(Update { chip: r.chip, client, config, files, ts: stamp.ts });
+        }
+        stamps.push(stamp);
     }
-    Ok(out)
+    Ok((out, stamps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chip_keeps_its_timestamp_until_its_updates_change() {
+        let sha = |c: char| c.to_string().repeat(64);
+        let pins = [Stamp { chip: 2711, sha256: sha('a'), ts: 2_000 }];
+        let pinned = |base| Timestamps::Pinned { base, pins: &pins };
+        // Unchanged: the pinned time, even if the build's epoch moved either way.
+        assert_eq!(stamp(Chip::Bcm2711, sha('a'), pinned(1_000)).ts, 2_000);
+        assert_eq!(stamp(Chip::Bcm2711, sha('a'), pinned(9_000)).ts, 2_000);
+        // Changed: newer than the pin, and not older than the build's epoch.
+        assert_eq!(stamp(Chip::Bcm2711, sha('b'), pinned(1_000)).ts, 2_001);
+        assert_eq!(stamp(Chip::Bcm2711, sha('b'), pinned(9_000)).ts, 9_000);
+        // Not pinned yet: the epoch.
+        assert_eq!(stamp(Chip::Bcm2712, sha('a'), pinned(1_000)), Stamp { chip: 2712, sha256: sha('a'), ts: 1_000 });
+        assert_eq!(stamp(Chip::Bcm2711, sha('a'), Timestamps::Fixed(5)).ts, 5);
+    }
 }

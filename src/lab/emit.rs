@@ -60,9 +60,9 @@ pub struct Emitted {
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {} to hash it", path.display()))?;
     let mut h = Hashing { inner: io::sink(), hash: Sha256::new(), len: 0 };
-    io::copy(&mut f, &mut h)?;
+    io::copy(&mut f, &mut h).with_context(|| format!("reading {} to hash it", path.display()))?;
     Ok((hex(&h.hash.finalize()), h.len))
 }
 
@@ -72,7 +72,8 @@ pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options:
     let pid = std::process::id();
     let partial = out.join(format!(".lab.partial-{pid}"));
     if partial.exists() {
-        std::fs::remove_dir_all(&partial)?;
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove the unfinished {}", partial.display()))?;
     }
     let written = (|| -> Result<Vec<ManifestFile>> {
         let mut files = Vec::new();
@@ -96,9 +97,10 @@ pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options:
                     Hashing { inner: io::BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), len: 0 };
                 let mut done = write_tar(root, hashing, TarOptions::default())
                     .with_context(|| format!("writing {}", rel.display()))?;
-                done.flush()?;
-                let file = done.inner.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()?;
+                let written = |e: io::Error| anyhow::Error::new(e).context(format!("writing {}", target.display()));
+                done.flush().map_err(written)?;
+                let file = done.inner.into_inner().map_err(|e| written(e.into_error()))?;
+                file.sync_all().map_err(written)?;
                 files.push(ManifestFile {
                     path: format!("lab/{}", rel.display()),
                     sha256: hex(&done.hash.finalize()),
@@ -151,9 +153,10 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let t = entry.file_type()?;
+        let listed = |e: io::Error| anyhow::Error::new(e).context(format!("cannot list {}", d.display()));
+        for entry in std::fs::read_dir(&d).map_err(listed)? {
+            let entry = entry.map_err(listed)?;
+            let t = entry.file_type().map_err(listed)?;
             if t.is_dir() {
                 stack.push(entry.path());
             } else if t.is_file() {

@@ -6,7 +6,8 @@
 
 use super::tree_edit::read_text;
 use crate::recipe::Model;
-use crate::tree::{Content, Kind, Tree};
+use crate::source::firmware::FirmwareFile;
+use crate::tree::{Content, Kind, Node, Timestamp, Tree};
 use anyhow::{Result, bail};
 use std::path::Path;
 
@@ -47,6 +48,31 @@ pub fn debian_boot_tree(root: &Tree) -> Result<Tree> {
         boot.insert(rel, node);
     }
     Ok(boot)
+}
+
+/// `[firmware]`'s GPU firmware laid over the boot folder: each file replaces the OS's file of
+/// its name, or joins the folder if the OS has none (a newer firmware may add a variant);
+/// kernels, device trees, overlays and the config files stay the OS's. Returns the names
+/// replaced and the names added.
+pub fn lay_firmware(boot: &mut Tree, files: &[FirmwareFile]) -> (Vec<String>, Vec<String>) {
+    let (mut replaced, mut added) = (Vec::new(), Vec::new());
+    for f in files {
+        let path = Path::new(&f.name);
+        let mut node = match boot.get(path) {
+            Some(old) => {
+                replaced.push(f.name.clone());
+                old.clone()
+            }
+            None => {
+                added.push(f.name.clone());
+                Node::new(Kind::File(Content::bytes(Vec::new())), 0o644)
+            }
+        };
+        node.kind = Kind::File(Content::bytes(f.bytes.clone()));
+        node.mtime = Timestamp::from_secs(f.mtime);
+        boot.insert(path, node);
+    }
+    (replaced, added)
 }
 
 /// `kernel=` of a config.txt (the first one; sections aside), if set.
@@ -120,7 +146,6 @@ pub fn check(boot: &Tree, models: &[Model], os: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Node, Timestamp};
 
     const DEBIAN_CONFIG: &str =
         "arm_64bit=1\nupstream_kernel=1\nkernel=vmlinuz-6.1.0-50-arm64\ninitramfs initrd.img-6.1.0-50-arm64\n";
@@ -150,6 +175,23 @@ mod tests {
         assert!(err.contains("kernel_2712.img (needed by pi5)"), "{err}");
         assert!(err.contains("bootcode.bin (needed by pi3)"), "{err}");
         assert!(err.contains("bcm2710-rpi-3-b*.dtb or bcm2837-rpi-3-b*.dtb (needed by pi3)"), "{err}");
+    }
+
+    #[test]
+    fn firmware_replaces_its_files_and_adds_new_ones_only() {
+        let mut b = boot(&["start4.elf", "fixup4.dat", "kernel8.img"], "x=1\n");
+        let fw =
+            |name: &str, bytes: &[u8]| FirmwareFile { name: name.into(), bytes: bytes.to_vec(), mtime: 1_700_000_000 };
+        let (replaced, added) = lay_firmware(&mut b, &[fw("start4.elf", b"new"), fw("start4x.elf", b"x")]);
+        assert_eq!((replaced, added), (vec!["start4.elf".to_string()], vec!["start4x.elf".to_string()]));
+        let bytes = |p: &str| match &b.get(Path::new(p)).unwrap().kind {
+            Kind::File(c) => c.read_all().unwrap(),
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(bytes("start4.elf"), b"new");
+        assert_eq!(bytes("start4x.elf"), b"x");
+        assert_eq!(bytes("kernel8.img"), [0]);
+        assert_eq!(b.get(Path::new("start4.elf")).unwrap().mtime, Timestamp::from_secs(1_700_000_000));
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub struct Inputs<'a> {
     pub recipe_dir: &'a Path,
     pub os: Option<OsInput>,
     pub eeprom: Vec<eeprom::Release>,
-    /// The bootloader updates' timestamp (see README: a Pi applies only newer ones).
-    pub eeprom_ts: u32,
+    /// How the bootloader updates' timestamp is chosen (see README: a Pi applies only newer ones).
+    pub eeprom_ts: eeprom::Timestamps<'a>,
     pub mtime: Timestamp,
     pub resolve: &'a mut dyn FnMut(&FileRef) -> Result<Content>,
 }
@@ -49,6 +49,8 @@ pub struct Plan {
     pub server_daemon_toml: String,
     /// The NFS exports, if the lab has an OS to export.
     pub exports: Option<String>,
+    /// The bootloader updates' timestamp of each chip, for the lock.
+    pub eeprom_stamps: Vec<eeprom::Stamp>,
 }
 
 /// Where the server image's daemon keeps its leases (its systemd unit's StateDirectory).
@@ -208,7 +210,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
         None => None,
     };
 
-    let updates = eeprom::updates(recipe, &inputs.eeprom, inputs.eeprom_ts)?;
+    let (updates, eeprom_stamps) = eeprom::updates(recipe, &inputs.eeprom, inputs.eeprom_ts)?;
     for u in &updates {
         let folder = match &u.client {
             None => PathBuf::from("eeprom").join(u.chip.number().to_string()),
@@ -220,7 +222,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
         let who =
             u.client.as_deref().map(|c| format!("client {c}")).unwrap_or_else(|| format!("every {}", u.chip.boards()));
         if u.client.is_none() {
-            let card = eeprom::card_image(&u.files, inputs.eeprom_ts)?;
+            let card = eeprom::card_image(&u.files, u.ts)?;
             b.file(folder.join("update-card.img"), Content::bytes(card));
         }
         let order = crate::eeprom::bootconf::effective(&u.config, "BOOT_ORDER").unwrap_or("0xf41").to_string();
@@ -258,7 +260,7 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
         SERVER_LEASE_FILE,
     );
     steps.push(format!("daemon.toml: dhcp {}, answer {}", recipe.server.dhcp, recipe.server.answer.name()));
-    Ok(Plan { lab: b.lab, roots, steps, os: inputs.os, server_daemon_toml, exports })
+    Ok(Plan { lab: b.lab, roots, steps, os: inputs.os, server_daemon_toml, exports, eeprom_stamps })
 }
 
 /// The NFS exports for nfs-kernel-server (`/etc/exports.d/bramble.exports`).

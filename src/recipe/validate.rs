@@ -6,7 +6,8 @@ use super::raw::{
 };
 use super::{
     Answer, Client, ClientBoot, DEFAULT_OS, DebianArchive, DebianRoot, DhcpMode, Download, HostKeys, Ipv4Net,
-    Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode, Serial, Server,
+    Ipv4Range, Lab, MacAddr, Model, OS_CATALOG, OS_CATALOG_32BIT, OsSource, RASPBERRY_PI_OUIS, Recipe, RootMode,
+    Serial, Server,
 };
 use crate::diagnostic::Diagnostic;
 use crate::eeprom::{Chip, bootconf};
@@ -60,6 +61,9 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let lab = lab(raw.lab, &mut r);
     let os = os(raw.os, &mut r);
     let server_span = raw.server.as_ref().map(|s| s.span());
+    let ssh_keys = raw.server.as_ref().and_then(|s| s.get_ref().ssh_keys.as_ref());
+    let ssh_keys_given = ssh_keys.is_some_and(|k| !k.get_ref().is_empty());
+    let ssh_keys_span = ssh_keys.map(|k| k.span());
     let (server, dhcp_span) = server(raw.server.map(Spanned::into_inner).unwrap_or_default(), server_span, &mut r);
     let raw_clients = raw.client.map(Spanned::into_inner).unwrap_or_default();
     let models: Vec<Model> = raw_clients.iter().filter_map(|c| model_of(c.get_ref())).collect();
@@ -78,6 +82,9 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
         }
     }
     shared_folders(&seen.folders, &mut r);
+    if server.ssh_keys.is_empty() && !ssh_keys_given && clients.iter().any(|c| c.boot == ClientBoot::Os) {
+        r.push(no_login(&server.user, ssh_keys_span));
+    }
     if clients.is_empty() && raw.menu.is_none() && !r.0.iter().any(Diagnostic::is_error) {
         r.push(
             Diagnostic::warning(None, "the recipe has no [[client]]: the lab will boot no Pi")
@@ -293,10 +300,20 @@ fn os(raw: Opt<RawOs>, r: &mut Report) -> OsSource {
                 r.error(
                     sha.span(),
                     "`sha256` goes with `url`, not with `catalog`",
-                    "remove it: catalog images are pinned in bramble.lock",
+                    "remove it: catalog images are pinned in the recipe's lock",
                 );
             }
-            if !OS_CATALOG.iter().any(|(n, _)| n == name.get_ref()) {
+            if let Some((_, arm64)) = OS_CATALOG_32BIT.iter().find(|(n, _)| n == name.get_ref()) {
+                r.error(
+                    name.span(),
+                    format!(
+                        "`{}` is 32-bit Raspberry Pi OS (armhf), which Bramble does not build: its server runs \
+                         an aarch64 daemon and installs arm64 packages",
+                        name.get_ref()
+                    ),
+                    format!("use catalog = \"{arm64}\", the same release for 64-bit (every Pi 3, 4 and 5 runs it)"),
+                );
+            } else if !OS_CATALOG.iter().any(|(n, _)| n == name.get_ref()) {
                 let names: Vec<&str> = OS_CATALOG.iter().map(|(n, _)| *n).collect();
                 r.error(
                     name.span(),
@@ -635,6 +652,19 @@ fn server(raw: RawServer, span: Option<Range<usize>>, r: &mut Report) -> (Server
     };
     let server = Server { hostname, interface, address, gateway, dns, domain, dhcp, answer, range, ssh_keys, user };
     (server, dhcp_span)
+}
+
+/// The lab user has no password (nfsroot writes `*`), so without a key nobody can log in to a
+/// client or the server image; the build would still succeed and say only "0 SSH keys".
+pub fn no_login(user: &str, span: Option<Range<usize>>) -> Diagnostic {
+    Diagnostic::warning(
+        span,
+        format!("nobody can log in to this lab: user `{user}` has no password and [server] has no `ssh_keys`"),
+    )
+    .help(
+        "add your public key to [server]: ssh_keys = [\"ssh-ed25519 AAAA… you@laptop\"], the line of \
+         ~/.ssh/id_ed25519.pub (`ssh-keygen -t ed25519` makes one)",
+    )
 }
 
 const SSH_KEY_TYPES: &[&str] = &[
@@ -1064,7 +1094,22 @@ name = "t"
 dhcp = "server"
 address = "10.42.0.1/24"
 range = "10.42.0.100-10.42.0.199"
+ssh_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG me@lab"]
 "#;
+
+    #[test]
+    fn a_lab_nobody_can_log_in_to_is_warned_about() {
+        let keyless = "[lab]\nname = \"t\"\n[server]\nuser = \"ada\"\n";
+        let parsed = parse(&format!("{keyless}{}", client("serial = \"d9780558\"")));
+        let d: Vec<_> = parsed.diagnostics.iter().collect();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(!d[0].is_error());
+        assert!(d[0].message.contains("user `ada` has no password"), "{}", d[0].message);
+        assert!(d[0].help.as_deref().unwrap().contains("ssh_keys = [\"ssh-ed25519"), "{:?}", d[0].help);
+        // A key, or no client booting the OS: nothing to say.
+        assert!(parse(&format!("{BASE}{}", client("serial = \"d9780558\""))).diagnostics.is_empty());
+        assert!(parse(keyless).diagnostics.iter().all(|d| !d.message.starts_with("nobody")));
+    }
 
     fn errors(extra: &str) -> Vec<String> {
         let src = format!("{BASE}{extra}");

@@ -9,6 +9,8 @@ pub mod deb_file;
 pub mod debian;
 pub mod debian_root;
 pub mod eeprom_release;
+pub mod firmware;
 pub mod inputs;
 pub mod os_image;
 pub mod pc_loaders;
+pub mod root_arch;

@@ -35,7 +35,8 @@ fn is_root() -> bool {
 
 /// Write `tree` under `dest`, which must not exist or be empty.
 pub fn write_dir(tree: &Tree, dest: &Path, options: DirOptions) -> Result<DirReport> {
-    if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
+    let listing = |d: &Path| std::fs::read_dir(d).with_context(|| format!("cannot list {}", d.display()));
+    if dest.exists() && listing(dest)?.next().is_some() {
         bail!("{} is not empty; write to a new folder", dest.display());
     }
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
@@ -46,37 +47,43 @@ pub fn write_dir(tree: &Tree, dest: &Path, options: DirOptions) -> Result<DirRep
         let made = match &node.kind {
             Kind::Dir => {
                 if !path.as_os_str().is_empty() {
-                    std::fs::create_dir(&target)?;
+                    std::fs::create_dir(&target).with_context(|| format!("cannot create {}", target.display()))?;
                 }
                 true
             }
             Kind::File(content) => {
-                let mut out = std::fs::File::create(&target)?;
-                let n = io::copy(&mut content.open()?, &mut out)?;
+                let mut out =
+                    std::fs::File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
+                let mut from =
+                    content.open().with_context(|| format!("cannot read the source of {}", path.display()))?;
+                let n = io::copy(&mut from, &mut out).with_context(|| format!("writing {}", target.display()))?;
                 if n != content.len() {
                     bail!("{}: got {n} bytes of {}", path.display(), content.len());
                 }
                 true
             }
             Kind::Symlink(to) => {
-                symlink(to, &target)?;
+                symlink(to, &target).with_context(|| format!("cannot make the symlink {}", target.display()))?;
                 true
             }
             Kind::HardLink(to) => {
-                std::fs::hard_link(dest.join(to), &target)?;
+                std::fs::hard_link(dest.join(to), &target)
+                    .with_context(|| format!("cannot make the hard link {}", target.display()))?;
                 // A hard link shares the first path's inode: its attributes are set there.
                 report.written += 1;
                 continue;
             }
             Kind::Fifo => {
-                nix::unistd::mkfifo(&target, Mode::from_bits_truncate(0o600))?;
+                nix::unistd::mkfifo(&target, Mode::from_bits_truncate(0o600))
+                    .with_context(|| format!("cannot make the FIFO {}", target.display()))?;
                 true
             }
             Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
                 let kind = if matches!(node.kind, Kind::CharDevice { .. }) { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
                 if root {
                     let dev = nix::sys::stat::makedev(u64::from(*major), u64::from(*minor));
-                    nix::sys::stat::mknod(&target, kind, Mode::from_bits_truncate(0o600), dev)?;
+                    nix::sys::stat::mknod(&target, kind, Mode::from_bits_truncate(0o600), dev)
+                        .with_context(|| format!("cannot make the device node {}", target.display()))?;
                     true
                 } else {
                     report.devices_skipped.push(path.clone());
@@ -113,7 +120,8 @@ pub fn write_dir(tree: &Tree, dest: &Path, options: DirOptions) -> Result<DirRep
         }
         // Folders get their mode at the end: a read-only folder must still take its children.
         if !is_link && !matches!(node.kind, Kind::Dir) {
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(node.mode & 0o7777))
+                .with_context(|| format!("cannot set the mode of {}", target.display()))?;
         }
     }
     // Folder modes and all times last, deepest first, so writing a child does not touch its
@@ -129,7 +137,8 @@ pub fn write_dir(tree: &Tree, dest: &Path, options: DirOptions) -> Result<DirRep
             continue;
         }
         if matches!(node.kind, Kind::Dir) {
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(node.mode & 0o7777))
+                .with_context(|| format!("cannot set the mode of {}", target.display()))?;
         }
         let t = node.mtime.clamp(options.mtime_limit);
         let time = filetime::FileTime::from_unix_time(t.secs, t.nanos);
