@@ -128,11 +128,15 @@ impl Deploy {
         };
         // The daemon's leases outlive a redeploy.
         let lease_name = crate::lab::daemon_toml::default_lease_file();
-        let leases = dest.join(&lease_name);
-        if leases.exists() {
-            std::fs::copy(&leases, fresh.join(&lease_name))
-                .with_context(|| format!("cannot carry the leases {} into the new lab", leases.display()))
-                .map_err(discard_fresh)?;
+        let journal = crate::daemon::dhcp::lease_file::journal_path(&lease_name);
+        // The journal holds what was ACKed since the last snapshot: the two go together.
+        for name in [&lease_name, &journal] {
+            let from = dest.join(name);
+            if from.exists() {
+                std::fs::copy(&from, fresh.join(name))
+                    .with_context(|| format!("cannot carry the leases {} into the new lab", from.display()))
+                    .map_err(discard_fresh)?;
+            }
         }
         move_roots(&decision.keep, &dest, &fresh).map_err(discard_fresh)?;
         let swapped = swap(&dest, &fresh, &old);

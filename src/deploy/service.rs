@@ -123,8 +123,14 @@ fn carry_leases(root: &Path, lab_dir: &str, out: &mut dyn Write) -> Result<()> {
     let dir = state.parent().expect("has a parent");
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the folder {} for the leases", dir.display()))?;
-    std::fs::copy(&by_hand, &state)
-        .with_context(|| format!("cannot carry the leases {} to {}", by_hand.display(), state.display()))?;
+    let journal = crate::daemon::dhcp::lease_file::journal_path;
+    // The journal holds what was ACKed since the last snapshot: the two go together.
+    for (from, to) in [(journal(&by_hand), journal(&state)), (by_hand.clone(), state.clone())] {
+        if from.exists() {
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("cannot carry the leases {} to {}", from.display(), to.display()))?;
+        }
+    }
     writeln!(out, "carried the leases {} to {}", by_hand.display(), state.display())?;
     Ok(())
 }
