@@ -172,6 +172,15 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
                 continue;
             }
             let cmdline = nfsroot::client_cmdline(&os_cmdline, &nfsroot, shared, &c.name, c.cmdline.as_deref());
+            // The recipe's part is bounded by `bramble validate`; the OS's own line is not.
+            if cmdline.len() + 1 > crate::recipe::CMDLINE_TXT_MAX {
+                anyhow::bail!(
+                    "{}'s cmdline.txt would be {} bytes; the Pi's firmware reads at most {}: shorten the OS's cmdline.txt or the client's `cmdline`",
+                    c.name,
+                    cmdline.len() + 1,
+                    crate::recipe::CMDLINE_TXT_MAX
+                );
+            }
             b.text(base.join("cmdline.txt"), format!("{cmdline}\n"));
             if let Some(extra) = c.config_txt.as_deref().filter(|x| !x.trim().is_empty()) {
                 let mut config = os_config.clone();
