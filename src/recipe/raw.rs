@@ -203,7 +203,7 @@ fn drop_other_unknown_keys(doc: &mut DeTable, message: &str, path: &[String], di
     for spanned in dropped {
         table.remove(&spanned);
         let (key, span) = (spanned.get_ref().to_string(), spanned.span());
-        let path = [&path[..path.len() - 1], &[key.clone()]].concat();
+        let path = [&path[..path.len() - 1], std::slice::from_ref(&key)].concat();
         diags.push(explain(&format!("unknown field `{key}`{expected}"), span, &path));
     }
 }
