@@ -91,6 +91,16 @@ lab recipe="": setup
 test: setup
     cargo test --locked --all-targets
 
+# A long run of the parser fuzzer (tests/fuzz.rs; `just test` runs it briefly): `just fuzz 200000`
+# inputs per reader, from a new random seed each run (printed; BRAMBLE_FUZZ_SEED=N repeats one).
+# Failing inputs land in target/fuzz-failures/; add each to tests/corpus/ with its fix.
+fuzz iters="200000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    seed=${BRAMBLE_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+    echo "fuzz: {{iters}} inputs per reader, BRAMBLE_FUZZ_SEED=$seed" >&2
+    BRAMBLE_FUZZ_ITERS={{iters}} BRAMBLE_FUZZ_SEED=$seed cargo test --locked --release --test fuzz -- --nocapture
+
 # Formatting and clippy, warnings are errors.
 lint:
     cargo fmt --all --check

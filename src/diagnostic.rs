@@ -85,6 +85,9 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// editors and CI logs can jump to it; `styled` adds colour for terminals.
 pub fn render(diagnostics: &[Diagnostic], source: &str, path: &str, styled: bool) -> String {
     let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
+    // Newline offsets, found once: each snippet is given only its own lines, so rendering many
+    // diagnostics of a long file is linear in their number, not their number times the file.
+    let newlines: Vec<usize> = source.match_indices('\n').map(|(i, _)| i).collect();
     let mut out = String::new();
     for d in diagnostics {
         let level = match d.severity {
@@ -99,9 +102,23 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, path: &str, styled: bool
         let mut group = Group::with_title(level.clone().primary_title(&title));
         if let Some(span) = &d.span {
             let span = clamp(source, span.clone());
-            let mut snippet = Snippet::source(source).path(path).annotation(AnnotationKind::Primary.span(span));
-            if let Some((related, label)) = &d.related {
-                snippet = snippet.annotation(AnnotationKind::Context.span(clamp(source, related.clone())).label(label));
+            let related = d.related.as_ref().map(|(r, label)| (clamp(source, r.clone()), label));
+            let (lo, hi) = related
+                .as_ref()
+                .map_or((span.start, span.end), |(r, _)| (span.start.min(r.start), span.end.max(r.end)));
+            // From the start of the first line touched to the end of the last. The end of a file
+            // that ends in a newline belongs to its last line, as annotate-snippets shows it.
+            let lo = if lo == source.len() && source.ends_with('\n') { lo - 1 } else { lo };
+            let first_line = newlines.partition_point(|&n| n < lo);
+            let start = if first_line == 0 { 0 } else { newlines[first_line - 1] + 1 };
+            let end = newlines.get(newlines.partition_point(|&n| n < hi)).map_or(source.len(), |&n| n);
+            let shift = |r: &Range<usize>| r.start - start..r.end - start;
+            let mut snippet = Snippet::source(&source[start..end])
+                .line_start(first_line + 1)
+                .path(path)
+                .annotation(AnnotationKind::Primary.span(shift(&span)));
+            if let Some((related, label)) = &related {
+                snippet = snippet.annotation(AnnotationKind::Context.span(shift(related)).label(*label));
             }
             group = group.element(snippet);
         }
@@ -153,5 +170,36 @@ mod tests {
         assert!(text.contains("--> lab.toml:2:8"), "{text}");
         assert!(text.contains("name = \"Bad Name\""), "{text}");
         assert!(text.contains("help: use lower case"), "{text}");
+    }
+
+    /// The snippet rendered against the whole source, as render did before it cut the source
+    /// to the lines a diagnostic touches.
+    fn whole_source(d: &Diagnostic, src: &str) -> String {
+        let level = if d.is_error() { Level::ERROR } else { Level::WARNING };
+        let mut snippet = Snippet::source(src)
+            .path("r.toml")
+            .annotation(AnnotationKind::Primary.span(clamp(src, d.span.clone().unwrap())));
+        if let Some((related, label)) = &d.related {
+            snippet = snippet.annotation(AnnotationKind::Context.span(clamp(src, related.clone())).label(label));
+        }
+        let group = Group::with_title(level.primary_title(&d.message)).element(snippet);
+        format!("{}\n\n", Renderer::plain().render(&[group]))
+    }
+
+    #[test]
+    fn a_snippet_of_its_own_lines_renders_as_the_whole_file_would() {
+        let src = "[lab]\nname = \"x\"\n\n[eeprom]\nA = 1\nB = \"two\nthree\"\nC = 3\n";
+        let at = |s: &str| src.find(s).unwrap();
+        let cases = [
+            Diagnostic::error(0..5, "first line"),
+            Diagnostic::warning(None, "last line").at(at("C")..at("C") + 5),
+            Diagnostic::error(at("B")..at("three") + 6, "two lines"),
+            Diagnostic::error(at("C")..at("C") + 1, "dup").related(at("A")..at("A") + 1, "first here"),
+            Diagnostic::error(src.len()..src.len(), "at the end"),
+            Diagnostic::error(at("name")..at("[eeprom]"), "ends on a newline"),
+        ];
+        for d in cases {
+            assert_eq!(render(std::slice::from_ref(&d), src, "r.toml", false), whole_source(&d, src), "{}", d.message);
+        }
     }
 }

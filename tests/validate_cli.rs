@@ -197,3 +197,100 @@ fn unreadable_and_malformed_files_name_themselves() {
         .stderr(predicate::str::contains("TOML syntax"))
         .stderr(predicate::str::contains(format!("--> {}:2:", path.display())));
 }
+
+/// Where `needle` starts in `src`, as `line:column`.
+fn at(src: &str, needle: &str) -> String {
+    let offset = src.find(needle).unwrap_or_else(|| panic!("{needle} not in the recipe"));
+    let line = src[..offset].matches('\n').count() + 1;
+    let column = offset - src[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("{line}:{column}")
+}
+
+const ONE_PI: &str = "[lab]\nname = \"t\"\n\n[[client]]\nname = \"n1\"\nmodel = \"pi4\"\nserial = \"d9780558\"\n";
+
+/// Recipes that were once "ok" though the build refused them or built something wrong: each is
+/// refused by validate at the value it is about, with the fix, and by build the same way (build
+/// runs the same checks before fetching anything, so it writes nothing).
+#[test]
+fn wrong_recipes_are_refused_where_they_are_wrong_by_validate_and_build() {
+    // 50 settings of 105 bytes each over the pinned BCM2711 file (79 bytes) and BOOT_ORDER=0xf21.
+    let settings: String = (0..50).map(|i| format!("X{i:02} = \"{}\"\n", "v".repeat(100))).collect();
+    let big = format!("{ONE_PI}[eeprom]\n{settings}");
+    let cases: Vec<(&str, String, &str, &str, &str)> = vec![
+        (
+            "eeprom too big",
+            big,
+            "[eeprom]",
+            "[eeprom]'s settings do not fit the BCM2711 bootloader (Raspberry Pi 4, 400, CM4): bootconf.txt would be 5346 bytes; the bootloader holds at most 4076",
+            "remove settings",
+        ),
+        (
+            "empty BOOT_ORDER",
+            format!("{ONE_PI}[eeprom]\nBOOT_ORDER = \"\"\n"),
+            "BOOT_ORDER = \"\"",
+            "BOOT_ORDER = \"\" leaves the bootloader's own order, 0xf41 (SD CARD, USB-MSD, RESTART): the Pi would never boot from the network",
+            "remove it for Bramble's 0xf21",
+        ),
+        (
+            "absolute overlay",
+            ONE_PI.replace("name = \"t\"\n", "name = \"t\"\noverlays = [\"/etc\"]\n"),
+            "\"/etc\"",
+            "overlay folder `/etc` must be a folder beside the recipe",
+            "write a path relative to the recipe's folder, without `..` or a leading `/`",
+        ),
+        (
+            "long cmdline",
+            format!("{ONE_PI}cmdline = \"{}\"\n", "quiet ".repeat(200)),
+            "\"quiet",
+            "`cmdline` is 1200 bytes; the firmware reads at most 1024 of cmdline.txt, and the OS and Bramble need the rest",
+            "keep the client's own arguments to 640 bytes",
+        ),
+        (
+            "TFTP_PREFIX_STR outside the root",
+            format!("{ONE_PI}[eeprom]\nTFTP_PREFIX_STR = \"../../etc/\"\n"),
+            "TFTP_PREFIX_STR = ",
+            "TFTP_PREFIX_STR `../../etc/` is not a folder inside the TFTP root",
+            "write a relative folder without `.`, `..` or `//`",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (what, src, needle, message, help) in cases {
+        let path = tmp.path().join("lab.toml");
+        std::fs::write(&path, &src).unwrap();
+        let p = path_str(&path);
+        let assert = bramble().args(["validate", p]).assert().code(1);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        let error =
+            stderr.split("\n\n").find(|d| d.starts_with("error: ")).unwrap_or_else(|| panic!("{what}: {stderr}"));
+        assert!(error.contains(message), "{what}: {error}");
+        assert!(error.contains(&format!("--> {p}:{}", at(&src, needle))), "{what}: {error}");
+        assert!(error.contains(&format!("help: {help}")), "{what}: {error}");
+        assert!(
+            stderr.ends_with(&format!("error: {p}: 1 error\n")) || stderr.contains(&format!("error: {p}: 1 error,")),
+            "{what}: one error only:\n{stderr}"
+        );
+        let out = tmp.path().join("out");
+        bramble()
+            .args(["build", p, "-o", path_str(&out), "--offline"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!("{p} has errors; run `bramble validate {p}` to see them")));
+        assert!(!out.exists(), "{what}: build wrote {}", out.display());
+    }
+}
+
+/// 40,000 `[eeprom]` keys: refused (they cannot fit the bootloader) with one warning per key,
+/// in one run. How long it takes is measured in docs/benchmarks.md, not here.
+#[test]
+fn forty_thousand_eeprom_keys_are_all_reported() {
+    let settings: String = (0..40_000).map(|i| format!("K{i:05} = {i}\n")).collect();
+    let src = format!("{ONE_PI}[eeprom]\n{settings}");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("lab.toml");
+    std::fs::write(&path, &src).unwrap();
+    let assert = bramble().args(["validate", path_str(&path)]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("bootconf.txt would be at least"), "{}", &stderr[stderr.len().saturating_sub(2000)..]);
+    assert!(stderr.contains(&format!("error: {}: 1 error, 40000 warnings", path.display())));
+    assert!(stderr.contains(&format!("--> {}:{}", path.display(), at(&src, "K39999"))));
+}

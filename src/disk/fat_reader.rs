@@ -42,8 +42,33 @@ fn unix_time(t: fatfs::DateTime) -> i64 {
         .map_or(0, |dt| dt.assume_utc().unix_timestamp())
 }
 
+/// Most entries a FAT directory can hold: 2 MiB of 32-byte entries (Microsoft's FAT
+/// specification, "the maximum size of a directory"). More means its cluster chain loops, and
+/// fatfs would read it for ever.
+const MAX_DIR_ENTRIES: usize = 65_536;
+
+/// The entries of `dir`, refusing a directory longer than FAT allows.
+fn entries<'a>(dir: &fatfs::Dir<'a, Cursor>, path: &Path) -> io::Result<Vec<fatfs::DirEntry<'a, Cursor>>> {
+    let mut out = Vec::new();
+    for entry in dir.iter() {
+        if out.len() == MAX_DIR_ENTRIES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "folder /{} has more than {MAX_DIR_ENTRIES} entries: its cluster chain loops, the FAT volume is damaged",
+                    path.display()
+                ),
+            ));
+        }
+        out.push(entry?);
+    }
+    Ok(out)
+}
+
 pub fn info(src: &Arc<dyn ReadAt>) -> io::Result<FatInfo> {
     let fs = open(src)?;
+    // Before fatfs looks through the root folder for the label: it must end.
+    entries(&fs.root_dir(), Path::new(""))?;
     let stats = fs.stats()?;
     let label = fs.read_volume_label_from_root_dir()?.unwrap_or_else(|| fs.volume_label());
     Ok(FatInfo {
@@ -59,33 +84,39 @@ pub fn info(src: &Arc<dyn ReadAt>) -> io::Result<FatInfo> {
 pub fn walk(src: &Arc<dyn ReadAt>) -> io::Result<Vec<FatEntry>> {
     let fs = open(src)?;
     let mut out = Vec::new();
-    let mut pending = vec![PathBuf::new()];
+    // Each folder is opened from its entry, not by path from the root: a damaged volume's folder
+    // may contain itself, and its path then grows without end.
+    let mut pending = vec![(PathBuf::new(), fs.root_dir())];
     // FAT directories can loop when damaged; a bound on entries stops a corrupt volume.
     const MAX_ENTRIES: usize = 1_000_000;
-    while let Some(dir_path) = pending.pop() {
-        let dir = if dir_path.as_os_str().is_empty() {
-            fs.root_dir()
-        } else {
-            fs.root_dir().open_dir(&path_str(&dir_path)?)?
-        };
+    /// Far deeper than any boot partition; deeper means a folder contains itself.
+    const MAX_DEPTH: usize = 64;
+    while let Some((dir_path, dir)) = pending.pop() {
+        if dir_path.components().count() > MAX_DEPTH {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "folders nested more than {MAX_DEPTH} deep: a folder contains itself, the FAT volume is damaged"
+                ),
+            ));
+        }
         let mut here = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry?;
+        for entry in entries(&dir, &dir_path)? {
             let name = entry.file_name();
             if name == "." || name == ".." || entry.attributes().contains(fatfs::FileAttributes::VOLUME_ID) {
                 continue;
             }
+            let path = dir_path.join(&name);
+            if entry.is_dir() {
+                pending.push((path.clone(), entry.to_dir()));
+            }
             here.push(FatEntry {
-                path: dir_path.join(&name),
+                path,
                 is_dir: entry.is_dir(),
                 size: entry.len(),
                 modified: unix_time(entry.modified()),
                 read_only: entry.attributes().contains(fatfs::FileAttributes::READ_ONLY),
             });
-        }
-        here.sort_by(|a, b| a.path.cmp(&b.path));
-        for e in here.iter().rev().filter(|e| e.is_dir) {
-            pending.push(e.path.clone());
         }
         out.extend(here);
         if out.len() > MAX_ENTRIES {
@@ -106,7 +137,20 @@ fn path_str(path: &Path) -> io::Result<String> {
 /// The bytes of the file at `path`.
 pub fn read_file(src: &Arc<dyn ReadAt>, path: &Path) -> io::Result<Vec<u8>> {
     let fs = open(src)?;
-    let mut file = fs.root_dir().open_file(&path_str(path)?)?;
+    // fatfs looks through each folder on the way for the next name: each must end.
+    let mut dir = fs.root_dir();
+    entries(&dir, Path::new(""))?;
+    let mut so_far = PathBuf::new();
+    for part in path.parent().into_iter().flat_map(Path::components) {
+        so_far.push(part);
+        dir = dir.open_dir(&path_str(Path::new(part.as_os_str()))?)?;
+        entries(&dir, &so_far)?;
+    }
+    let name = path
+        .file_name()
+        .map(Path::new)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut file = dir.open_file(&path_str(name)?)?;
     let mut out = Vec::new();
     file.read_to_end(&mut out)?;
     Ok(out)

@@ -77,6 +77,18 @@ pub fn read_table(disk: &Arc<dyn ReadAt>) -> Result<PartitionTable, PartitionErr
     if sector[510..512] != [0x55, 0xAA] {
         return Err(PartitionError::NoTable);
     }
+    // An entry in use that starts at sector 0 lies over the table itself; mbrman 0.6.1 panics on
+    // a table whose every entry does (its alignment guess divides by none), so it is refused here.
+    for (i, entry) in sector[446..510].chunks_exact(16).enumerate() {
+        let start = u32::from_le_bytes([entry[8], entry[9], entry[10], entry[11]]);
+        if entry[4] != 0 && start == 0 {
+            return Err(PartitionError::Unreadable(format!(
+                "MBR partition {} (type {:#04x}) starts at sector 0, over the partition table",
+                i + 1,
+                entry[4]
+            )));
+        }
+    }
     let mbr = mbrman::MBR::read_from(&mut Cursor::new(disk.clone()), SECTOR as u32)
         .map_err(|e| PartitionError::Unreadable(e.to_string()))?;
     let table = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == MBR_TYPE_GPT) {
@@ -179,6 +191,18 @@ mod tests {
         assert_eq!(probe(&p1), Filesystem::Fat);
         let p2 = crate::read_at::Slice::new(disk.clone(), table.partitions[1].start, 1 << 20).unwrap();
         assert_eq!(probe(&p2), Filesystem::Unknown);
+    }
+
+    #[test]
+    fn an_entry_over_the_table_itself_is_refused() {
+        // The fuzzer's find (tests/corpus/regressions/partition-table): mbrman panicked on it.
+        let mut disk = vec![0u8; 1 << 20];
+        disk[446 + 4] = 0xee;
+        disk[446 + 12..446 + 16].copy_from_slice(&100u32.to_le_bytes());
+        disk[510..512].copy_from_slice(&[0x55, 0xaa]);
+        let disk: Arc<dyn ReadAt> = Arc::new(disk);
+        let err = read_table(&disk).unwrap_err().to_string();
+        assert!(err.contains("MBR partition 1 (type 0xee) starts at sector 0"), "{err}");
     }
 
     #[test]

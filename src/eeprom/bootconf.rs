@@ -123,6 +123,53 @@ pub fn set(text: &str, key: &str, value: &str) -> String {
     format!("{}{insert}{}", &text[..at], &text[at..])
 }
 
+/// The most bytes `bootconf.txt` may hold: the image's file section less its header
+/// (research/pi-netboot.md §3.4); `rpi-eeprom-config` refuses more, and so does
+/// [`super::EepromImage::with_bootconf`].
+pub const MAX_LEN: usize = super::image::MAX_BOOTCONF_LEN;
+
+/// Whether a whole `bootconf.txt` fits the bootloader; the message says by how much it does not.
+/// `bramble validate` checks the file a recipe's settings make from [`pinned`], and the build
+/// checks the file it makes from the pinned image itself, both here.
+pub fn check_len(config: &str) -> Result<(), String> {
+    too_long(config.len(), true).map_or(Ok(()), Err)
+}
+
+/// The message for a `bootconf.txt` of `len` bytes (`exact`, or at least that many), if too long.
+pub fn too_long(len: usize, exact: bool) -> Option<String> {
+    let at_least = if exact { "" } else { "at least " };
+    (len > MAX_LEN)
+        .then(|| format!("bootconf.txt would be {at_least}{len} bytes; the bootloader holds at most {MAX_LEN}"))
+}
+
+/// The `bootconf.txt` of the bootloader release Bramble pins for `chip`
+/// (source/eeprom_release.rs), which a lab's settings are applied to. A test reads it from the
+/// pinned images.
+pub fn pinned(chip: Chip) -> &'static str {
+    match chip {
+        Chip::Bcm2711 => "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\nPOWER_OFF_ON_HALT=0\nNET_INSTALL_AT_POWER_ON=1\n",
+        Chip::Bcm2712 => "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf461\nNET_INSTALL_AT_POWER_ON=1\n",
+    }
+}
+
+/// The length of the file `edits` make of [`pinned`] (written by `card::edited_config`, as the
+/// build writes it), and whether that is exact. A setting is at least its own `KEY=VALUE` line,
+/// so settings far too long by that count are answered with that lower bound, without editing:
+/// each edit costs the file's length, and 40,000 of them would take minutes.
+pub fn edited_len(chip: Chip, edits: &[(String, String)]) -> (usize, bool) {
+    // Each key once, with the last value given for it: the line it ends up as.
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (key, value) in edits {
+        last.insert(key, value.len());
+    }
+    let least: usize = last.iter().map(|(k, v)| k.len() + 1 + v).sum();
+    // Exact up to four times the limit: at most some 64 MB of copying.
+    if least > 4 * MAX_LEN || edits.len() > MAX_LEN {
+        return (least, false);
+    }
+    (super::card::edited_config(pinned(chip), None, edits).len(), true)
+}
+
 /// Boot modes, one per `BOOT_ORDER` nibble (eeprom-bootloader.adoc, "BOOT_ORDER fields").
 pub fn boot_mode_name(nibble: u8) -> Option<&'static str> {
     Some(match nibble {
@@ -614,6 +661,32 @@ mod tests {
         assert_eq!(found[0].help.as_deref(), Some("write `BOOT_ORDER=0xf21`"));
         assert!(messages[1].contains("overrides line 3"));
         assert!(messages[2].contains("not a setting"));
+    }
+
+    #[test]
+    fn pinned_configs_are_the_pinned_images_own() {
+        for fx in crate::eeprom::test_fixtures::FIXTURES {
+            let bytes = fx.image();
+            let image = crate::eeprom::EepromImage::parse(&bytes).unwrap();
+            assert_eq!(image.bootconf().unwrap(), pinned(fx.chip).as_bytes(), "{}", fx.name);
+        }
+    }
+
+    #[test]
+    fn edited_len_is_exact_until_far_over_the_limit() {
+        let edits = |n: usize, len: usize| -> Vec<(String, String)> {
+            (0..n).map(|i| (format!("K{i:05}"), "v".repeat(len))).collect()
+        };
+        for (n, len) in [(0, 0), (10, 3), (40, 100), (100, 100)] {
+            let e = edits(n, len);
+            let exact = super::super::card::edited_config(pinned(Chip::Bcm2712), None, &e).len();
+            assert_eq!(edited_len(Chip::Bcm2712, &e), (exact, true));
+        }
+        let (least, exact) = edited_len(Chip::Bcm2711, &edits(40_000, 1));
+        assert!(!exact && least == 40_000 * 8, "{least}");
+        assert!(too_long(least, exact).unwrap().contains("at least 320000 bytes"));
+        assert_eq!(check_len(&"#".repeat(MAX_LEN)), Ok(()));
+        assert!(check_len(&"#".repeat(MAX_LEN + 1)).is_err());
     }
 
     #[test]

@@ -106,7 +106,9 @@ fn config_for(image: &EepromImage, recipe: &Recipe, client: Option<&Client>) -> 
     if let Some(c) = client {
         edits.extend(c.eeprom.iter().cloned());
     }
-    Ok(card::edited_config(current, None, &edits))
+    let config = card::edited_config(current, None, &edits);
+    crate::eeprom::bootconf::check_len(&config).map_err(anyhow::Error::msg)?;
+    Ok(config)
 }
 
 /// Every update the lab needs: one per chip, plus one per client with its own settings; and
@@ -156,5 +158,54 @@ mod tests {
         // Not pinned yet: the epoch.
         assert_eq!(stamp(Chip::Bcm2712, sha('a'), pinned(1_000)), Stamp { chip: 2712, sha256: sha('a'), ts: 1_000 });
         assert_eq!(stamp(Chip::Bcm2711, sha('a'), Timestamps::Fixed(5)).ts, 5);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eeprom::bootconf;
+    use crate::eeprom::test_fixtures::FIXTURES;
+
+    /// The pinned release of `chip`, as the build fetches it for a lab with that chip only.
+    fn releases(chip: Chip) -> Vec<Release> {
+        FIXTURES
+            .iter()
+            .filter(|fx| fx.chip == chip)
+            .map(|fx| Release { chip: fx.chip, image: fx.image(), recovery: b"rec".to_vec() })
+            .collect()
+    }
+
+    /// A recipe whose one setting makes `chip`'s bootconf.txt `len` bytes.
+    fn recipe_of(model: &str, chip: Chip, len: usize) -> String {
+        let edits = [("BOOT_ORDER".to_string(), "0xf21".to_string()), ("X".to_string(), String::new())];
+        let empty = bootconf::edited_len(chip, &edits).0;
+        let value = "v".repeat(len - empty);
+        format!(
+            "[lab]\nname = \"t\"\n[eeprom]\nX = \"{value}\"\n[[client]]\nname = \"n\"\nmodel = \"{model}\"\nserial = \"d9780558\"\n"
+        )
+    }
+
+    #[test]
+    fn validate_and_build_agree_on_the_bootloaders_size_limit() {
+        for (model, chip) in [("pi4", Chip::Bcm2711), ("pi5", Chip::Bcm2712)] {
+            let fits = crate::recipe::parse(&recipe_of(model, chip, bootconf::MAX_LEN));
+            let recipe = fits.recipe.unwrap_or_else(|| panic!("{model}: {:?}", fits.diagnostics));
+            let built = updates(&recipe, &releases(chip), 1_787_152_470).unwrap();
+            assert!(built.iter().any(|u| u.chip == chip && u.config.len() == bootconf::MAX_LEN));
+            let over = crate::recipe::parse(&recipe_of(model, chip, bootconf::MAX_LEN + 1));
+            assert!(over.recipe.is_none());
+            let expected = format!("bootconf.txt would be {} bytes", bootconf::MAX_LEN + 1);
+            assert!(
+                over.diagnostics.iter().any(|d| d.is_error() && d.message.contains(&expected)),
+                "{:?}",
+                over.diagnostics
+            );
+            // The same recipe, one byte longer past validation: the build refuses it the same way.
+            let mut longer = recipe.clone();
+            longer.eeprom.iter_mut().find(|(k, _)| k == "X").unwrap().1.push('v');
+            let err = updates(&longer, &releases(chip), 1_787_152_470).err().unwrap();
+            assert!(format!("{err:#}").contains(&expected), "{err:#}");
+        }
     }
 }

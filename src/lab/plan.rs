@@ -174,6 +174,15 @@ pub fn plan(inputs: Inputs) -> Result<Plan> {
                 continue;
             }
             let cmdline = nfsroot::client_cmdline(&os_cmdline, &nfsroot, shared, &c.name, c.cmdline.as_deref());
+            // The recipe's part is bounded by `bramble validate`; the OS's own line is not.
+            if cmdline.len() + 1 > crate::recipe::CMDLINE_TXT_MAX {
+                anyhow::bail!(
+                    "{}'s cmdline.txt would be {} bytes; the Pi's firmware reads at most {}: shorten the OS's cmdline.txt or the client's `cmdline`",
+                    c.name,
+                    cmdline.len() + 1,
+                    crate::recipe::CMDLINE_TXT_MAX
+                );
+            }
             b.text(base.join("cmdline.txt"), format!("{cmdline}\n"));
             if let Some(extra) = c.config_txt.as_deref().filter(|x| !x.trim().is_empty()) {
                 let mut config = os_config.clone();
@@ -285,4 +294,26 @@ pub fn exports(recipe: &Recipe, os_id: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{CMDLINE_EXTRA_MAX, CMDLINE_TXT_MAX};
+
+    /// What `bramble validate` lets a client add always fits the firmware's cmdline.txt with
+    /// Raspberry Pi OS's own line (bookworm's, first-boot arguments included) and the longest
+    /// names: so the build's own check only ever catches an OS with an unusually long line.
+    #[test]
+    fn the_longest_recipe_cmdline_fits_the_firmware() {
+        let os = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes \
+                  rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot cfg80211.ieee80211_regdom=GB";
+        let name = "n".repeat(63);
+        let server = String::from_utf8_lossy(placeholder::SERVER);
+        let nfsroot = format!("{server}:{SERVER_LAB_DIR}/clients/{name}/root");
+        let extra = "x".repeat(CMDLINE_EXTRA_MAX);
+        let line = nfsroot::client_cmdline(os, &nfsroot, false, &name, Some(&extra));
+        // With its newline.
+        assert!(line.len() < CMDLINE_TXT_MAX, "{} bytes", line.len() + 1);
+    }
 }

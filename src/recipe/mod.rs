@@ -265,6 +265,16 @@ impl fmt::Display for Model {
     }
 }
 
+/// The most bytes of cmdline.txt the Pi's firmware reads: 1024 since its 2012 fix
+/// (raspberrypi/linux#140, popcornmix: "Latest firmware should support 1024 characters"; it had
+/// been 500). The firmware puts its own arguments before it, and the arm64 kernel keeps 2048
+/// (COMMAND_LINE_SIZE in arch/arm64/include/uapi/asm/setup.h), so the file is the tighter limit.
+pub const CMDLINE_TXT_MAX: usize = 1024;
+/// What a client's `cmdline` may add: the rest of the 1024 is the OS's own arguments (about
+/// 100 bytes of Raspberry Pi OS's once the SD-card ones are dropped) and Bramble's NFS root,
+/// `ip=` and hostname (about 130 with a 32-byte lab name and a 63-byte client name).
+pub const CMDLINE_EXTRA_MAX: usize = 640;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Client {
     /// Also its hostname.

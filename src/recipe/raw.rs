@@ -132,7 +132,10 @@ pub fn parse(source: &str) -> (Option<RawRecipe>, Vec<Diagnostic>) {
     }
     let mut doc = doc.into_inner();
     let mut diags = Vec::new();
-    // Each round drops one key, so this ends; the bound is a second guard.
+    drop_bad_eeprom_values(&mut doc, &mut diags);
+    // Each round drops at least one key, so this ends; the bound is a second guard. A round
+    // costs the whole document, so each drops every key of its kind it can (all unknown keys of
+    // a table at once; `[eeprom]` values are checked above, one by one).
     for _ in 0..=count_entries(&doc) {
         let value = Spanned::new(0..source.len(), DeValue::Table(doc.clone()));
         match RawRecipe::deserialize(toml::de::ValueDeserializer::from(value)) {
@@ -147,10 +150,85 @@ pub fn parse(source: &str) -> (Option<RawRecipe>, Vec<Diagnostic>) {
                 if path.is_empty() {
                     return (None, diags);
                 }
+                drop_other_unknown_keys(&mut doc, e.message(), &path, &mut diags);
             }
         }
     }
     (None, diags)
+}
+
+/// Check every `[eeprom]` and `[client.eeprom]` value on its own, dropping and reporting those
+/// that are not a bootloader setting, so a table of many bad values costs one pass, not one
+/// retry of the whole document per value.
+fn drop_bad_eeprom_values(doc: &mut DeTable, diags: &mut Vec<Diagnostic>) {
+    let mut check = |table: &mut DeTable, path: Vec<String>| {
+        let bad: Vec<_> = table
+            .iter()
+            .filter_map(|(key, value)| {
+                let e = EepromValue::deserialize(toml::de::ValueDeserializer::from(value.clone())).err()?;
+                let path = [path.clone(), vec![key.get_ref().to_string()]].concat();
+                diags.push(explain(e.message(), e.span().unwrap_or(value.span()), &path));
+                Some(key.clone())
+            })
+            .collect();
+        for key in bad {
+            table.remove(&key);
+        }
+    };
+    for (name, value) in doc.iter_mut() {
+        match (name.get_ref().as_ref(), value.get_mut()) {
+            ("eeprom", DeValue::Table(t)) => check(t, vec!["eeprom".into()]),
+            ("client", DeValue::Array(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let DeValue::Table(c) = item.get_mut()
+                        && let Some(DeValue::Table(t)) = c.get_mut("eeprom").map(|v| v.get_mut())
+                    {
+                        check(t, vec!["client".into(), (i + 1).to_string(), "eeprom".into()]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// After an unknown key at `path`, drop and report every other unknown key of the same table
+/// (serde's message lists the keys it knows).
+fn drop_other_unknown_keys(doc: &mut DeTable, message: &str, path: &[String], diags: &mut Vec<Diagnostic>) {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return };
+    let Some((_, expected)) = rest.split_once('`') else { return };
+    let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let Some(table) = table_at(doc, &path[..path.len() - 1]) else { return };
+    let dropped: Vec<_> = table.keys().filter(|k| !allowed.contains(&k.get_ref().as_ref())).cloned().collect();
+    for spanned in dropped {
+        table.remove(&spanned);
+        let (key, span) = (spanned.get_ref().to_string(), spanned.span());
+        let path = [&path[..path.len() - 1], std::slice::from_ref(&key)].concat();
+        diags.push(explain(&format!("unknown field `{key}`{expected}"), span, &path));
+    }
+}
+
+/// The table at `path` (`["client", "2"]` is the second [[client]]), as remove_entry_at names it.
+fn table_at<'a, 'i>(doc: &'a mut DeTable<'i>, path: &[String]) -> Option<&'a mut DeTable<'i>> {
+    let mut table = doc;
+    let mut i = 0;
+    while i < path.len() {
+        let value = table.get_mut(path[i].as_str())?.get_mut();
+        table = match value {
+            DeValue::Table(t) => t,
+            DeValue::Array(items) => {
+                let n: usize = path.get(i + 1)?.parse().ok()?;
+                i += 1;
+                match items.get_mut(n.checked_sub(1)?)?.get_mut() {
+                    DeValue::Table(t) => t,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        i += 1;
+    }
+    Some(table)
 }
 
 fn count_entries(table: &DeTable) -> usize {
@@ -311,6 +389,32 @@ mod tests {
         assert!(diags[0].message.contains("string or an integer"));
         let table = raw.unwrap().eeprom.unwrap().into_inner();
         assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn many_bad_keys_are_each_reported_in_one_pass() {
+        let mut src = String::from("[lab]\n");
+        for i in 0..50 {
+            src.push_str(&format!("nmae{i} = 1\n"));
+        }
+        src.push_str("name = \"t\"\n[eeprom]\nBOOT_UART = 1\n");
+        for i in 0..50 {
+            src.push_str(&format!("K{i} = 1.5\n"));
+        }
+        src.push_str("[[client]]\nname = \"a\"\n[client.eeprom]\nX = [1]\n");
+        let (raw, diags) = parse(&src);
+        assert_eq!(diags.len(), 101, "{diags:?}");
+        let unknown = diags.iter().filter(|d| d.message.starts_with("unknown key `nmae")).count();
+        assert_eq!(unknown, 50);
+        let d = diags.iter().find(|d| d.message == "unknown key `nmae7` in [lab]").unwrap();
+        assert_eq!(&src[d.span.clone().unwrap()], "nmae7");
+        assert!(d.help.as_deref().unwrap().starts_with("did you mean `name`?"), "{:?}", d.help);
+        let d = diags.iter().find(|d| d.message.starts_with("`K7` in [eeprom]")).unwrap();
+        assert_eq!(&src[d.span.clone().unwrap()], "1.5");
+        assert!(diags.iter().any(|d| d.message.starts_with("`X` in [[client]] #1: a bootloader setting")));
+        let raw = raw.unwrap();
+        assert_eq!(raw.lab.unwrap().into_inner().name.unwrap().into_inner(), "t");
+        assert_eq!(raw.eeprom.unwrap().into_inner().len(), 1);
     }
 
     #[test]

@@ -69,10 +69,14 @@ pub fn validate(raw: RawRecipe) -> (Recipe, Vec<Diagnostic>) {
     let models: Vec<Model> = raw_clients.iter().filter_map(|c| model_of(c.get_ref())).collect();
     let chips = lab_chips(&models);
     let lab_prefix_span = raw.eeprom.as_ref().and_then(|t| setting_span(t.get_ref(), "TFTP_PREFIX_STR"));
+    let lab_eeprom_span = raw.eeprom.as_ref().map(|t| t.span());
     let mut eeprom = raw.eeprom.map(|t| eeprom_table(t.into_inner(), &chips, &mut r)).unwrap_or_default();
     if !eeprom.iter().any(|(k, _)| k == "BOOT_ORDER") {
         eeprom.push(("BOOT_ORDER".into(), bootconf::NETWORK_BOOT_ORDER.into()));
         eeprom.sort();
+    }
+    for chip in &chips {
+        config_fits(*chip, &eeprom, lab_eeprom_span.clone(), "[eeprom]", &mut r);
     }
     let mut clients = Vec::new();
     let mut seen = Seen::default();
@@ -191,11 +195,15 @@ fn lab(raw: Opt<RawLab>, r: &mut Report) -> Lab {
                 .into_iter()
                 .filter_map(|o| {
                     let path = std::path::PathBuf::from(o.get_ref());
-                    if o.get_ref().is_empty() || path.components().any(|c| c == std::path::Component::ParentDir) {
+                    // An absolute path would be laid over the lab from anywhere on the build machine.
+                    if o.get_ref().is_empty()
+                        || path.has_root()
+                        || path.components().any(|c| c == std::path::Component::ParentDir)
+                    {
                         r.error(
                             o.span(),
                             format!("overlay folder `{}` must be a folder beside the recipe", o.get_ref()),
-                            "write a path relative to the recipe's folder, without `..`",
+                            "write a path relative to the recipe's folder, without `..` or a leading `/`",
                         );
                         return None;
                     }
@@ -728,6 +736,25 @@ fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(Stri
             r.error(span, format!("{} spans several lines", key.get_ref()), "a bootloader setting is one line");
             continue;
         }
+        if key.get_ref() == "BOOT_ORDER" && text.is_empty() {
+            let order = bootconf::DEFAULT_BOOT_ORDER;
+            let modes = bootconf::describe_boot_order(order).unwrap_or_default();
+            r.error(
+                span,
+                format!("BOOT_ORDER = \"\" leaves the bootloader's own order, {order} ({modes}): the Pi would never boot from the network"),
+                format!("remove it for Bramble's {} (SD card, then network), or write an order with 2 in it", bootconf::NETWORK_BOOT_ORDER),
+            );
+            continue;
+        }
+        // Whatever TFTP_PREFIX says now: the string is written into the EEPROM either way. It is
+        // kept, so the client's folder is not taken from `[eeprom]` instead.
+        if key.get_ref() == "TFTP_PREFIX_STR" && !text.is_empty() && !is_inner_folder(&text) {
+            r.error(
+                span.clone(),
+                format!("TFTP_PREFIX_STR `{text}` is not a folder inside the TFTP root"),
+                "write a relative folder without `.`, `..` or `//`, e.g. \"lab/node1/\"",
+            );
+        }
         let targets: Vec<Option<Chip>> =
             if chips.is_empty() { vec![None] } else { chips.iter().copied().map(Some).collect() };
         let mut seen = Vec::new();
@@ -742,6 +769,31 @@ fn eeprom_table(table: EepromTable, chips: &[Chip], r: &mut Report) -> Vec<(Stri
         out.push((key.into_inner(), text));
     }
     out
+}
+
+/// A TFTP_PREFIX_STR that stays inside the TFTP root: relative, no `.`, `..` or empty parts.
+fn is_inner_folder(text: &str) -> bool {
+    let inner = text.strip_suffix('/').unwrap_or(text);
+    !inner.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+}
+
+/// The bootconf.txt the build writes for `chip` (the pinned image's, with `edits` applied) must
+/// fit the bootloader; the build checks its file with the same [`bootconf::check_len`] rule.
+fn config_fits(
+    chip: Chip,
+    edits: &[(String, String)],
+    span: Option<Range<usize>>,
+    whose: &str,
+    r: &mut Report,
+) -> bool {
+    let (len, exact) = bootconf::edited_len(chip, edits);
+    let Some(why) = bootconf::too_long(len, exact) else { return true };
+    r.error(
+        span,
+        format!("{whose}'s settings do not fit the {chip} bootloader ({}): {why}", chip.boards()),
+        "remove settings: keys the bootloader does not know are written as they are and take room too",
+    );
+    false
 }
 
 /// First place each identifier was used, to point duplicates back at it.
@@ -927,8 +979,20 @@ fn client(
             "the kernel command line is one line; separate arguments with spaces",
         );
     }
+    if let Some(c) = raw.cmdline.as_ref().filter(|c| c.get_ref().len() > super::CMDLINE_EXTRA_MAX) {
+        r.error(
+            c.span(),
+            format!(
+                "`cmdline` is {} bytes; the firmware reads at most {} of cmdline.txt, and the OS and Bramble need the rest",
+                c.get_ref().len(),
+                super::CMDLINE_TXT_MAX
+            ),
+            format!("keep the client's own arguments to {} bytes", super::CMDLINE_EXTRA_MAX),
+        );
+    }
     let prefix_span =
         raw.eeprom.as_ref().and_then(|t| setting_span(t.get_ref(), "TFTP_PREFIX_STR")).or(lab_prefix_span);
+    let own_eeprom_span = raw.eeprom.as_ref().map(|t| t.span());
     let eeprom = match (raw.eeprom, model) {
         (Some(t), Some(Model::Pi3)) => {
             r.error(t.span(), "a Pi 3 has no bootloader EEPROM", "remove this client's eeprom table");
@@ -942,6 +1006,13 @@ fn client(
         (Some(t), None) => eeprom_table(t.into_inner(), &[], r),
         (None, _) => Vec::new(),
     };
+    if let Some(chip) = model.and_then(Model::eeprom_chip).filter(|_| !eeprom.is_empty()) {
+        // Only when the lab's own settings fit: otherwise that is the one problem to report.
+        if bootconf::too_long(bootconf::edited_len(chip, lab_eeprom).0, false).is_none() {
+            let edits: Vec<(String, String)> = lab_eeprom.iter().chain(&eeprom).cloned().collect();
+            config_fits(chip, &edits, own_eeprom_span, &label, r);
+        }
+    }
     let client = Client {
         name: name?,
         model: model?,
@@ -1033,12 +1104,8 @@ fn check_prefix(client: &Client, spans: PrefixSpans<'_>, lab: &[(String, String)
                 );
                 return None;
             };
-            if inner.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-                r.error(
-                    at,
-                    format!("TFTP_PREFIX_STR `{text}` is not a folder inside the TFTP root"),
-                    format!("write a relative folder without `.`, `..` or `//`, e.g. \"lab/{name}/\""),
-                );
+            if !is_inner_folder(text) {
+                // Reported where it is written.
                 return None;
             }
             folder(inner.to_string(), true, at)
