@@ -114,11 +114,6 @@ impl NsDaemon {
         daemon
     }
 
-    /// The daemon's process id (`ip netns exec` runs it in its own place), for signals.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
