@@ -159,11 +159,7 @@ mod tests {
         assert_eq!(stamp(Chip::Bcm2712, sha('a'), pinned(1_000)), Stamp { chip: 2712, sha256: sha('a'), ts: 1_000 });
         assert_eq!(stamp(Chip::Bcm2711, sha('a'), Timestamps::Fixed(5)).ts, 5);
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
     use crate::eeprom::bootconf;
     use crate::eeprom::test_fixtures::FIXTURES;
 
@@ -191,7 +187,7 @@ mod tests {
         for (model, chip) in [("pi4", Chip::Bcm2711), ("pi5", Chip::Bcm2712)] {
             let fits = crate::recipe::parse(&recipe_of(model, chip, bootconf::MAX_LEN));
             let recipe = fits.recipe.unwrap_or_else(|| panic!("{model}: {:?}", fits.diagnostics));
-            let built = updates(&recipe, &releases(chip), 1_787_152_470).unwrap();
+            let (built, _) = updates(&recipe, &releases(chip), Timestamps::Fixed(1_787_152_470)).unwrap();
             assert!(built.iter().any(|u| u.chip == chip && u.config.len() == bootconf::MAX_LEN));
             let over = crate::recipe::parse(&recipe_of(model, chip, bootconf::MAX_LEN + 1));
             assert!(over.recipe.is_none());
@@ -204,7 +200,7 @@ mod tests {
             // The same recipe, one byte longer past validation: the build refuses it the same way.
             let mut longer = recipe.clone();
             longer.eeprom.iter_mut().find(|(k, _)| k == "X").unwrap().1.push('v');
-            let err = updates(&longer, &releases(chip), 1_787_152_470).err().unwrap();
+            let err = updates(&longer, &releases(chip), Timestamps::Fixed(1_787_152_470)).err().unwrap();
             assert!(format!("{err:#}").contains(&expected), "{err:#}");
         }
     }
