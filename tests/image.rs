@@ -229,6 +229,95 @@ fn sha256_of_the_uncompressed_image_matches_sha256sum_and_damage_is_caught() {
         .stderr(predicate::str::contains("cannot decompress .xz block"));
 }
 
+/// A FAT volume as mkfs.fat makes it, filled by mtools: `config.txt` at the root and a folder
+/// `sub` holding `big.bin` (ten 512-byte clusters), nothing else with a `.` entry.
+fn fat_volume(dir: &Path, fat_bits: &str, kib: &str) -> std::path::PathBuf {
+    let img = dir.join(format!("fat{fat_bits}.img"));
+    tool_ok("mkfs.fat", &["-C", "-F", fat_bits, "-s", "1", "-S", "512", "-n", "BOOTFS", path_str(&img), kib]);
+    let big = dir.join("big.bin");
+    std::fs::write(&big, pseudo_random(5000, 7)).unwrap();
+    let config = dir.join("config.txt");
+    std::fs::write(&config, b"arm_64bit=1\n").unwrap();
+    let i = ["-i", path_str(&img)];
+    tool_ok("mmd", &[i[0], i[1], "::/sub"]);
+    tool_ok("mcopy", &[i[0], i[1], path_str(&big), "::/sub/big.bin"]);
+    tool_ok("mcopy", &[i[0], i[1], path_str(&config), "::/config.txt"]);
+    assert!(tool("fsck.fat", &["-n", path_str(&img)]).status.success(), "the fresh volume is sound");
+    img
+}
+
+/// (offset of the first FAT, bytes per FAT entry, first cluster of the file whose 8.3 name
+/// is `short`), read from the boot sector and the entry as the FAT specification lays them out.
+fn fat_geometry(bytes: &[u8], short: &[u8; 11]) -> (usize, usize, usize) {
+    let le16 = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let fat_offset = le16(14) * le16(11);
+    let width = if le16(22) == 0 { 4 } else { 2 };
+    let at = bytes.windows(11).position(|w| w == short).expect("the entry");
+    let cluster = (le16(at + 20) << 16) | le16(at + 26);
+    (fat_offset, width, cluster)
+}
+
+fn fsck_finds_damage(img: &Path) -> String {
+    let out = tool("fsck.fat", &["-n", path_str(img)]);
+    assert!(!out.status.success(), "fsck.fat finds nothing wrong: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 12 item 10: a folder whose `.` entry is renamed (one byte) is a folder that contains
+/// itself; inspect and extract walked it forever. They must stop with the path named.
+#[test]
+fn a_fat_folder_that_contains_itself_is_refused_promptly() {
+    for (bits, kib) in [("16", "8192"), ("32", "40960")] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = fat_volume(dir.path(), bits, kib);
+        let mut bytes = std::fs::read(&img).unwrap();
+        let dot = bytes.windows(12).position(|w| w == b".          \x10").expect("sub's . entry");
+        bytes[dot] = b'X';
+        std::fs::write(&img, &bytes).unwrap();
+        fsck_finds_damage(&img);
+        let expect = || predicate::str::contains("/sub/X").and(predicate::str::contains("FAT filesystem is damaged"));
+        let timeout = std::time::Duration::from_secs(60);
+        bramble().args(["inspect", path_str(&img), "0:/"]).timeout(timeout).assert().code(1).stderr(expect());
+        let out = dir.path().join("out");
+        bramble()
+            .args(["extract", path_str(&img), "0:/", "--dir", path_str(&out)])
+            .timeout(timeout)
+            .assert()
+            .code(1)
+            .stderr(expect());
+        assert!(!out.exists(), "FAT{bits}: a folder was left");
+    }
+}
+
+/// A file whose cluster chain loops back on itself read back wrong with exit 0.
+#[test]
+fn a_fat_file_whose_chain_loops_is_refused() {
+    for (bits, kib) in [("16", "8192"), ("32", "40960")] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = fat_volume(dir.path(), bits, kib);
+        let good = bramble().args(["inspect", path_str(&img), "0:/sub/big.bin", "--cat"]).output().unwrap();
+        assert_eq!(good.stdout, pseudo_random(5000, 7), "FAT{bits}: the sound file reads back");
+        let mut bytes = std::fs::read(&img).unwrap();
+        let (fat, width, first) = fat_geometry(&bytes, b"BIG     BIN");
+        // The fifth cluster's entry points back at the first: the chain never ends.
+        let at = fat + (first + 4) * width;
+        bytes[at..at + width].copy_from_slice(&(first as u32).to_le_bytes()[..width]);
+        std::fs::write(&img, &bytes).unwrap();
+        fsck_finds_damage(&img);
+        let timeout = std::time::Duration::from_secs(60);
+        bramble()
+            .args(["inspect", path_str(&img), "0:/sub/big.bin", "--cat"])
+            .timeout(timeout)
+            .assert()
+            .code(1)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("/sub/big.bin").and(predicate::str::contains("loops back to cluster")));
+        let tar = dir.path().join("boot.tar");
+        bramble().args(["extract", path_str(&img), "0:/", "--tar", path_str(&tar)]).timeout(timeout).assert().code(1);
+        assert!(!tar.exists());
+    }
+}
+
 fn nix_is_root() -> bool {
     tool_ok("id", &["-u"]).trim() == "0"
 }
