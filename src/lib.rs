@@ -9,6 +9,7 @@ pub mod disk;
 pub mod eeprom;
 pub mod fetch;
 pub mod lab;
+pub mod leftovers;
 pub mod output;
 pub mod read_at;
 pub mod recipe;

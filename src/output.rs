@@ -1,8 +1,10 @@
-//! Writing results: always to a temporary file beside the target, renamed into place only when
-//! complete, so a failed or interrupted run never leaves a half-written output where a good one
-//! was expected.
+//! Writing results: always to a temporary file (or folder) beside the target, renamed into place
+//! only when complete, so a failed or interrupted run never leaves a half-written output where a
+//! good one was expected. Temporaries carry their run's pid and start time (`leftovers.rs`); each
+//! write first removes those of runs that were killed.
 
-use anyhow::{Context, Result};
+use crate::leftovers;
+use anyhow::{Context, Result, bail};
 use std::fs::{File, Permissions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -50,8 +52,9 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Re
         _ => Path::new("."),
     };
     let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    leftovers::clear_dead(dir, None);
     let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .prefix(&leftovers::part_prefix(&name.to_string_lossy()))
         .suffix(".part")
         .permissions(Permissions::from_mode(0o644))
         .tempfile_in(dir)
@@ -60,6 +63,32 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Re
     temp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
     temp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// Write the new folder `path` atomically with whatever `fill` writes into the folder it is
+/// given: a temporary beside `path`, renamed to it when complete and removed on failure. `path`
+/// must be absent or an empty folder; nothing is ever written into an existing one.
+pub fn write_folder<T>(path: &Path, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let full = std::path::absolute(path).with_context(|| format!("{} is not a folder path", path.display()))?;
+    let (Some(dir), Some(name)) = (full.parent(), full.file_name().and_then(|n| n.to_str())) else {
+        bail!("{} is not a folder path; name a new folder", path.display());
+    };
+    if path.exists() && std::fs::read_dir(path).map_or(true, |mut d| d.next().is_some()) {
+        bail!("{} is not empty; write to a new folder", path.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    leftovers::clear_dead(dir, Some(name));
+    let partial = leftovers::partial_folder(dir, name);
+    let result = fill(&partial).and_then(|value| {
+        // Replaces an empty folder of that name, fails on anything else.
+        std::fs::rename(&partial, &full)
+            .with_context(|| format!("cannot move the new folder to {}", path.display()))?;
+        Ok(value)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -101,5 +130,24 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"good");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn folders_appear_complete_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let err = write_folder(&path, |tmp| -> Result<()> {
+            std::fs::create_dir(tmp)?;
+            std::fs::write(tmp.join("half"), b"half")?;
+            anyhow::bail!("interrupted")
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left");
+        std::fs::create_dir(&path).unwrap();
+        write_folder(&path, |tmp| Ok(std::fs::create_dir(tmp).and_then(|_| std::fs::write(tmp.join("f"), b"f"))?))
+            .unwrap();
+        assert_eq!(std::fs::read(path.join("f")).unwrap(), b"f");
+        let again = write_folder(&path, |tmp| Ok(std::fs::create_dir(tmp)?));
+        assert!(again.unwrap_err().to_string().contains("is not empty"));
     }
 }

@@ -372,3 +372,52 @@ fn each_request_leaves_one_structured_log_line() {
     assert!(lines.iter().any(|l| l.contains("status=404") && l.contains("path=/logged-missing")), "{lines:#?}");
     assert_eq!(lines.len(), 4, "{lines:#?}");
 }
+
+/// Issue 12 item 3: `d` trades places with a symlink to a folder outside the root as fast as
+/// it can while curl asks for `d/f` over and over (keep-alive, 200 URLs per curl). The file
+/// must be opened by what was checked, so not one body from outside may arrive.
+#[test]
+fn a_folder_swapped_for_a_symlink_out_never_serves_from_outside() {
+    use common::swap_race::*;
+    let dir = tempfile::tempdir().unwrap();
+    let root = race_tree(dir.path());
+    let server = HttpDaemon::start(&root.canonicalize().unwrap(), |_| {});
+    let url = server.url("/d/f");
+    let mut args: Vec<&str> = vec!["-s", "-w", "\n@@end@@\n"];
+    args.extend(std::iter::repeat_n(url.as_str(), 200));
+    let swapper = Swapper::start(&root);
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let mut tally = Tally::default();
+    for _ in 0..50 {
+        if std::time::Instant::now() > until {
+            break;
+        }
+        let out = tool("curl", &args);
+        let text = out.stdout;
+        let marker = b"\n@@end@@\n";
+        let mut rest = &text[..];
+        while let Some(at) = rest.windows(marker.len()).position(|w| w == marker) {
+            tally.add(&rest[..at]);
+            rest = &rest[at + marker.len()..];
+        }
+    }
+    let swaps = swapper.stop();
+    eprintln!("{swaps} swaps, {tally:?}");
+    assert_eq!(tally.outside, 0, "bytes from outside the root were served: {tally:?}");
+    assert!(tally.inside > 0 && tally.other > 0, "the race never ran both ways: {tally:?}");
+}
+
+/// Through a symlink to a folder outside the root, a file that exists there and one that does
+/// not get the same answer: the server must not tell which names exist outside.
+#[test]
+fn an_outside_folder_link_tells_nothing_of_what_is_there() {
+    let (keep, root) = lab_tree();
+    std::fs::create_dir(keep.path().join("out")).unwrap();
+    std::fs::write(keep.path().join("out/shadow"), b"shadow\n").unwrap();
+    std::os::unix::fs::symlink(keep.path().join("out"), root.join("link")).unwrap();
+    let server = HttpDaemon::start(&root, |_| {});
+    let shadow = curl(&[&server.url("/link/shadow")]);
+    let missing = curl(&[&server.url("/link/missing")]);
+    assert_eq!((shadow.status, &shadow.body), (missing.status, &missing.body));
+    assert_eq!(shadow.status, 403);
+}

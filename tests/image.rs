@@ -229,6 +229,210 @@ fn sha256_of_the_uncompressed_image_matches_sha256sum_and_damage_is_caught() {
         .stderr(predicate::str::contains("cannot decompress .xz block"));
 }
 
+/// A FAT volume as mkfs.fat makes it, filled by mtools: `config.txt` at the root and a folder
+/// `sub` holding `big.bin` (ten 512-byte clusters), nothing else with a `.` entry.
+fn fat_volume(dir: &Path, fat_bits: &str, kib: &str) -> std::path::PathBuf {
+    let img = dir.join(format!("fat{fat_bits}.img"));
+    tool_ok("mkfs.fat", &["-C", "-F", fat_bits, "-s", "1", "-S", "512", "-n", "BOOTFS", path_str(&img), kib]);
+    let big = dir.join("big.bin");
+    std::fs::write(&big, pseudo_random(5000, 7)).unwrap();
+    let config = dir.join("config.txt");
+    std::fs::write(&config, b"arm_64bit=1\n").unwrap();
+    let i = ["-i", path_str(&img)];
+    tool_ok("mmd", &[i[0], i[1], "::/sub"]);
+    tool_ok("mcopy", &[i[0], i[1], path_str(&big), "::/sub/big.bin"]);
+    tool_ok("mcopy", &[i[0], i[1], path_str(&config), "::/config.txt"]);
+    assert!(tool("fsck.fat", &["-n", path_str(&img)]).status.success(), "the fresh volume is sound");
+    img
+}
+
+/// (offset of the first FAT, bytes per FAT entry, first cluster of the file whose 8.3 name
+/// is `short`), read from the boot sector and the entry as the FAT specification lays them out.
+fn fat_geometry(bytes: &[u8], short: &[u8; 11]) -> (usize, usize, usize) {
+    let le16 = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let fat_offset = le16(14) * le16(11);
+    let width = if le16(22) == 0 { 4 } else { 2 };
+    let at = bytes.windows(11).position(|w| w == short).expect("the entry");
+    let cluster = (le16(at + 20) << 16) | le16(at + 26);
+    (fat_offset, width, cluster)
+}
+
+fn fsck_finds_damage(img: &Path) -> String {
+    let out = tool("fsck.fat", &["-n", path_str(img)]);
+    assert!(!out.status.success(), "fsck.fat finds nothing wrong: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 12 item 10: a folder whose `.` entry is renamed (one byte) is a folder that contains
+/// itself; inspect and extract walked it forever. They must stop with the path named.
+#[test]
+fn a_fat_folder_that_contains_itself_is_refused_promptly() {
+    for (bits, kib) in [("16", "8192"), ("32", "40960")] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = fat_volume(dir.path(), bits, kib);
+        let mut bytes = std::fs::read(&img).unwrap();
+        let dot = bytes.windows(12).position(|w| w == b".          \x10").expect("sub's . entry");
+        bytes[dot] = b'X';
+        std::fs::write(&img, &bytes).unwrap();
+        fsck_finds_damage(&img);
+        let expect = || predicate::str::contains("/sub/X").and(predicate::str::contains("FAT filesystem is damaged"));
+        let timeout = std::time::Duration::from_secs(60);
+        bramble().args(["inspect", path_str(&img), "0:/"]).timeout(timeout).assert().code(1).stderr(expect());
+        let out = dir.path().join("out");
+        bramble()
+            .args(["extract", path_str(&img), "0:/", "--dir", path_str(&out)])
+            .timeout(timeout)
+            .assert()
+            .code(1)
+            .stderr(expect());
+        assert!(!out.exists(), "FAT{bits}: a folder was left");
+    }
+}
+
+/// A file whose cluster chain loops back on itself read back wrong with exit 0.
+#[test]
+fn a_fat_file_whose_chain_loops_is_refused() {
+    for (bits, kib) in [("16", "8192"), ("32", "40960")] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = fat_volume(dir.path(), bits, kib);
+        let good = bramble().args(["inspect", path_str(&img), "0:/sub/big.bin", "--cat"]).output().unwrap();
+        assert_eq!(good.stdout, pseudo_random(5000, 7), "FAT{bits}: the sound file reads back");
+        let mut bytes = std::fs::read(&img).unwrap();
+        let (fat, width, first) = fat_geometry(&bytes, b"BIG     BIN");
+        // The fifth cluster's entry points back at the first: the chain never ends.
+        let at = fat + (first + 4) * width;
+        bytes[at..at + width].copy_from_slice(&(first as u32).to_le_bytes()[..width]);
+        std::fs::write(&img, &bytes).unwrap();
+        fsck_finds_damage(&img);
+        let timeout = std::time::Duration::from_secs(60);
+        bramble()
+            .args(["inspect", path_str(&img), "0:/sub/big.bin", "--cat"])
+            .timeout(timeout)
+            .assert()
+            .code(1)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains("/sub/big.bin").and(predicate::str::contains("loops back to cluster")));
+        let tar = dir.path().join("boot.tar");
+        bramble().args(["extract", path_str(&img), "0:/", "--tar", path_str(&tar)]).timeout(timeout).assert().code(1);
+        assert!(!tar.exists());
+    }
+}
+
+/// A FAT32 volume holding 300 files of 32 KiB in ten folders (mkfs.fat + mcopy), and the
+/// folder it was filled from.
+fn many_files_volume(d: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = d.join("src");
+    for f in 0..300u64 {
+        let path = src.join(format!("dir{}/file{f}.bin", f % 10));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, pseudo_random(32 << 10, f)).unwrap();
+    }
+    let img = d.join("boot.img");
+    tool_ok("mkfs.fat", &["-C", "-F", "32", "-n", "BOOTFS", path_str(&img), "65536"]);
+    for n in 0..10 {
+        tool_ok("mcopy", &["-s", "-i", path_str(&img), path_str(&src.join(format!("dir{n}"))), "::/"]);
+    }
+    (img, src)
+}
+
+/// The start time (clock ticks since boot, `/proc/<pid>/stat` field 22) of a process.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..].split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// Entries of `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 12 items 12 and 13: `extract --dir` killed (SIGKILL) at twenty moments across a run
+/// left truncated files under their real names; now the folder is there complete or not at
+/// all. What the killed runs left beside it (and a killed `--tar`'s `.part`) is cleared by the
+/// next run, but never a live run's.
+#[test]
+fn a_killed_extract_leaves_no_half_folder_and_the_next_run_clears_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (img, src) = many_files_volume(d);
+    let reference = d.join("reference");
+    let started = std::time::Instant::now();
+    bramble().args(["extract", path_str(&img), "0:/", "--dir", path_str(&reference)]).assert().success();
+    let full = started.elapsed();
+    tool_ok("diff", &["-r", path_str(&src), path_str(&reference)]);
+
+    let run = |args: &[&str], after: std::time::Duration| {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bramble"))
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(after);
+        let _ = child.kill();
+        child.wait().unwrap();
+    };
+    let out = d.join("out");
+    let (mut absent, mut complete, mut partial) = (0, 0, 0);
+    for i in 0..20u32 {
+        run(&["extract", path_str(&img), "0:/", "--dir", path_str(&out)], full * i / 20);
+        if !out.exists() {
+            absent += 1;
+        } else if tool("diff", &["-r", "-q", path_str(&src), path_str(&out)]).status.success() {
+            complete += 1;
+            std::fs::remove_dir_all(&out).unwrap();
+        } else {
+            partial += 1;
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+    }
+    let left = named(d, ".out.partial-");
+    eprintln!("20 kills: {absent} absent, {complete} complete, {partial} partial; {} temporaries left", left.len());
+    assert_eq!(partial, 0, "a killed extract left a partial folder under its real name");
+    assert!(absent > 0, "no kill landed before the end; the test proves nothing");
+
+    // A folder another live run is writing, named as bramble names it.
+    let mut live = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let live_name = format!(".out.partial-{}-{}", live.id(), start_time(live.id()));
+    std::fs::create_dir(d.join(&live_name)).unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_name = format!(".out.partial-{}-{}", gone.id(), start_time(gone.id()));
+    gone.wait().unwrap();
+    tool_ok("cp", &["-r", path_str(&src), path_str(&d.join(&dead_name))]);
+    bramble().args(["extract", path_str(&img), "0:/", "--dir", path_str(&out)]).assert().success();
+    tool_ok("diff", &["-r", path_str(&src), path_str(&out)]);
+    assert_eq!(named(d, ".out.partial-"), [live_name.as_str()], "dead runs' folders stay, or a live one's went");
+
+    // The same for a tar: killed runs leave `.boot.tar.<pid>-<start>.<random>.part`.
+    let tar = d.join("boot.tar");
+    let started = std::time::Instant::now();
+    bramble().args(["extract", path_str(&img), "0:/", "--tar", path_str(&tar)]).assert().success();
+    let full = started.elapsed();
+    std::fs::remove_file(&tar).unwrap();
+    for i in 0..10u32 {
+        run(&["extract", path_str(&img), "0:/", "--tar", path_str(&tar)], full * i / 10);
+    }
+    let parts: Vec<String> = named(d, ".boot.tar.").into_iter().filter(|n| n.ends_with(".part")).collect();
+    eprintln!("10 tar kills left {} .part files", parts.len());
+    let live_part = format!(".boot.tar.{}-{}.AbCdEf.part", live.id(), start_time(live.id()));
+    std::fs::write(d.join(&live_part), b"being written").unwrap();
+    // And one of a run that is gone, 8 MiB of it.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_part = format!(".boot.tar.{}-{}.GhIjKl.part", gone.id(), start_time(gone.id()));
+    gone.wait().unwrap();
+    std::fs::write(d.join(&dead_part), vec![0u8; 8 << 20]).unwrap();
+    bramble().args(["extract", path_str(&img), "0:/", "--tar", path_str(&tar)]).assert().success();
+    let parts: Vec<String> = named(d, ".boot.tar.").into_iter().filter(|n| n.ends_with(".part")).collect();
+    assert_eq!(parts, [live_part.as_str()]);
+    live.kill().unwrap();
+    live.wait().unwrap();
+}
+
 fn nix_is_root() -> bool {
     tool_ok("id", &["-u"]).trim() == "0"
 }

@@ -142,3 +142,56 @@ fn bad_daemon_config_is_a_clear_error() {
         .code(1)
         .stderr(predicates::str::contains("cannot serve /nonexistent/dir"));
 }
+
+/// Issue 12 item 3 over TFTP: `d` trades places with a symlink to a folder outside the root
+/// while tftp-hpa asks for `d/f` again and again (200 gets per tftp process). Not one file
+/// from outside may arrive, and a link out must not tell which names exist behind it.
+#[test]
+fn a_folder_swapped_for_a_symlink_out_never_serves_from_outside() {
+    use common::swap_race::*;
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let root = race_tree(dir.path());
+    std::fs::write(dir.path().join("outside/shadow"), b"shadow\n").unwrap();
+    let daemon = Daemon::start(&["--tftp-root", path_str(&root)]);
+    let port = daemon.port();
+
+    // The existence oracle first, with nothing moving.
+    let tftp_get = |name: &str| {
+        let out = tool("tftp", &["-m", "binary", "127.0.0.1", &port, "-c", "get", name, "/dev/null"]);
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let (shadow, missing) = (tftp_get("dl/shadow"), tftp_get("dl/missing"));
+    assert_eq!(shadow, missing, "a link out tells which names exist behind it");
+    assert!(!shadow.is_empty(), "no error for a link out");
+
+    let outs = tempfile::tempdir().unwrap();
+    let swapper = Swapper::start(&root);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut tally = Tally::default();
+    for _ in 0..50 {
+        if std::time::Instant::now() > until {
+            break;
+        }
+        let script: String =
+            (0..200).map(|i| format!("get d/f {}\n", outs.path().join(i.to_string()).display())).collect();
+        let mut child = std::process::Command::new("tftp")
+            .args(["-m", "binary", "127.0.0.1", &port])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tftp-hpa");
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().code().is_some());
+        for i in 0..200 {
+            let path = outs.path().join(i.to_string());
+            tally.add(&std::fs::read(&path).unwrap_or_default());
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let swaps = swapper.stop();
+    eprintln!("{swaps} swaps, {tally:?}");
+    assert_eq!(tally.outside, 0, "files from outside the root were served: {tally:?}");
+    assert!(tally.inside > 0 && tally.other > 0, "the race never ran both ways: {tally:?}");
+}

@@ -269,7 +269,7 @@ pub fn extract(args: ExtractArgs) -> Result<()> {
         );
     }
     if let Some(dir) = &args.dir {
-        let report = write_dir(&tree, dir, DirOptions { mtime_limit: limit })?;
+        let report = crate::output::write_folder(dir, |tmp| write_dir(&tree, tmp, DirOptions { mtime_limit: limit }))?;
         tracing::info!("wrote {} ({} entries)", dir.display(), report.written);
     }
     Ok(())

@@ -1,9 +1,13 @@
 //! Reading a FAT12/16/32 filesystem through `fatfs`, without mounting: the volume's label, id
-//! and size, every entry with its size and time, and any file's bytes. FAT keeps local time with
+//! and size, every entry with its size and time, and any file's bytes. fatfs trusts the FAT;
+//! `fat_chains.rs` checks it first, so a damaged volume is an error naming the path, not an
+//! endless walk or a file read back wrong. FAT keeps local time with
 //! no zone; Raspberry Pi OS writes UTC, so times are read as UTC.
 
+use super::fat_chains::{self, FatKind, Layout, RawEntry, Root};
 use crate::read_at::{Cursor, ReadAt};
 use fatfs::{FileSystem, FsOptions};
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,35 +84,115 @@ pub fn info(src: &Arc<dyn ReadAt>) -> io::Result<FatInfo> {
     })
 }
 
-/// Every entry, parents before children, siblings by name.
-pub fn walk(src: &Arc<dyn ReadAt>) -> io::Result<Vec<FatEntry>> {
-    let fs = open(src)?;
-    let mut out = Vec::new();
-    // Each folder is opened from its entry, not by path from the root: a damaged volume's folder
-    // may contain itself, and its path then grows without end.
-    let mut pending = vec![(PathBuf::new(), fs.root_dir())];
-    // FAT directories can loop when damaged; a bound on entries stops a corrupt volume.
-    const MAX_ENTRIES: usize = 1_000_000;
-    /// Far deeper than any boot partition; deeper means a folder contains itself.
-    const MAX_DEPTH: usize = 64;
-    while let Some((dir_path, dir)) = pending.pop() {
-        if dir_path.components().count() > MAX_DEPTH {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "folders nested more than {MAX_DEPTH} deep: a folder contains itself, the FAT volume is damaged"
-                ),
+/// The cluster checks fatfs does not make: the layout and the first FAT, read once.
+struct Chains {
+    layout: Layout,
+    fat: Vec<u8>,
+}
+
+fn damaged(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    let name = if path.as_os_str().is_empty() { "/".to_string() } else { format!("/{}", path.display()) };
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{name}: {what}; the FAT filesystem is damaged (fsck.fat -n shows what is wrong)"),
+    )
+}
+
+impl Chains {
+    fn load(src: &Arc<dyn ReadAt>) -> io::Result<Chains> {
+        let mut boot = [0u8; 512];
+        src.read_exact_at(&mut boot, 0)?;
+        let layout = Layout::parse(&boot).map_err(|e| damaged(Path::new(""), e))?;
+        // Only the entries for clusters that exist (FAT12 packs two in three bytes).
+        let entries = u64::from(layout.max_cluster) + 1;
+        let needed = match layout.kind {
+            FatKind::Fat12 => entries * 3 / 2 + 2,
+            FatKind::Fat16 => entries * 2,
+            FatKind::Fat32 => entries * 4,
+        };
+        let mut fat = vec![0u8; needed.min(layout.fat_bytes) as usize];
+        src.read_exact_at(&mut fat, layout.fat_offset)?;
+        Ok(Chains { layout, fat })
+    }
+
+    /// The short entries of the folder at `path`, which starts at `cluster` (0: the root).
+    fn folder(&self, src: &Arc<dyn ReadAt>, path: &Path, cluster: u32) -> io::Result<Vec<RawEntry>> {
+        let bytes = match (&self.layout.root, cluster) {
+            (Root::Fixed { offset, bytes }, 0) => {
+                let mut buf = vec![0u8; *bytes as usize];
+                src.read_exact_at(&mut buf, *offset)?;
+                buf
+            }
+            (Root::Chain(root), 0) => self.chain_bytes(src, path, *root)?,
+            (_, n) => self.chain_bytes(src, path, n)?,
+        };
+        Ok(fat_chains::entries(&bytes, self.layout.kind))
+    }
+
+    fn chain_bytes(&self, src: &Arc<dyn ReadAt>, path: &Path, first: u32) -> io::Result<Vec<u8>> {
+        let clusters = self.layout.chain(&self.fat, first).map_err(|e| damaged(path, e))?;
+        let size = self.layout.cluster_bytes as usize;
+        let mut bytes = vec![0u8; clusters.len() * size];
+        for (n, chunk) in clusters.iter().zip(bytes.chunks_exact_mut(size)) {
+            src.read_exact_at(chunk, self.layout.cluster_offset(*n))?;
+        }
+        Ok(bytes)
+    }
+
+    /// A file's chain must end without looping and hold at least its size.
+    fn check_file(&self, path: &Path, raw: &RawEntry) -> io::Result<()> {
+        let clusters = self.layout.chain(&self.fat, raw.first_cluster).map_err(|e| damaged(path, e))?;
+        let needed = u64::from(raw.size).div_ceil(self.layout.cluster_bytes);
+        if (clusters.len() as u64) < needed {
+            return Err(damaged(
+                path,
+                format!("it holds {} bytes but its cluster chain only {} cluster(s)", raw.size, clusters.len()),
             ));
         }
+        Ok(())
+    }
+}
+
+/// Every entry, parents before children, siblings by name. Every cluster chain is checked on
+/// the way, and a folder met twice (one that contains itself or an ancestor) is refused, as
+/// the ext4 reader refuses its loops.
+pub fn walk(src: &Arc<dyn ReadAt>) -> io::Result<Vec<FatEntry>> {
+    let fs = open(src)?;
+    let chains = Chains::load(src)?;
+    let mut out = Vec::new();
+    let root_cluster = match chains.layout.root {
+        Root::Chain(n) => n,
+        Root::Fixed { .. } => 0,
+    };
+    let mut entered = HashSet::from([root_cluster, 0]);
+    let mut pending = vec![(PathBuf::new(), fs.root_dir(), 0u32)];
+    // A bound on entries stops a volume too damaged for the checks below to catch.
+    const MAX_ENTRIES: usize = 1_000_000;
+    while let Some((dir_path, dir, cluster)) = pending.pop() {
+        let mut raw = chains.folder(src, &dir_path, cluster)?.into_iter();
         let mut here = Vec::new();
-        for entry in entries(&dir, &dir_path)? {
+        let mut folders = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry?;
+            // fatfs lists the same slots in the same order; anything else is not understood.
+            let Some(slot) = raw.next().filter(|r| r.short_name() == entry.short_file_name_as_bytes()) else {
+                return Err(damaged(&dir_path, "its entries do not read the same way twice"));
+            };
             let name = entry.file_name();
             if name == "." || name == ".." || entry.attributes().contains(fatfs::FileAttributes::VOLUME_ID) {
                 continue;
             }
             let path = dir_path.join(&name);
             if entry.is_dir() {
-                pending.push((path.clone(), entry.to_dir()));
+                if !entered.insert(slot.first_cluster) {
+                    return Err(damaged(
+                        &path,
+                        format!("this folder (cluster {}) is itself or contains a folder above it", slot.first_cluster),
+                    ));
+                }
+                folders.push((path.clone(), entry.to_dir(), slot.first_cluster));
+            } else {
+                chains.check_file(&path, &slot)?;
             }
             here.push(FatEntry {
                 path,
@@ -118,6 +202,8 @@ pub fn walk(src: &Arc<dyn ReadAt>) -> io::Result<Vec<FatEntry>> {
                 read_only: entry.attributes().contains(fatfs::FileAttributes::READ_ONLY),
             });
         }
+        folders.sort_by(|a, b| b.0.cmp(&a.0));
+        pending.extend(folders);
         out.extend(here);
         if out.len() > MAX_ENTRIES {
             return Err(io::Error::new(

@@ -5,6 +5,7 @@
 pub mod bmap;
 pub mod ext4;
 pub mod fat;
+pub mod fat_chains;
 pub mod fat_reader;
 pub mod fat_repair;
 pub mod fat_size;

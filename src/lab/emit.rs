@@ -1,7 +1,8 @@
 //! Writing a [`Plan`] to the output folder: the whole lab is written to a temporary folder
 //! beside the old one and swapped in only when complete, so a failed build leaves the previous
-//! lab as it was. `manifest.json` lists every file with its sha256 (hashed as it is written),
-//! which is how two builds are compared.
+//! lab as it was; a killed build's temporaries are cleared (or the lab it had moved aside put
+//! back) by the next build (`leftovers.rs`). `manifest.json` lists every file with its sha256
+//! (hashed as it is written), which is how two builds are compared.
 
 use super::plan::Plan;
 use crate::digest::hex;
@@ -69,8 +70,9 @@ fn hash_file(path: &Path) -> Result<(String, u64)> {
 /// Write `plan` as `out/lab` and `out/manifest.json`.
 pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options: EmitOptions) -> Result<Emitted> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let pid = std::process::id();
-    let partial = out.join(format!(".lab.partial-{pid}"));
+    // What a killed build left (its partial lab, or the previous lab it had moved aside).
+    crate::leftovers::clear_dead(out, Some("lab"));
+    let partial = crate::leftovers::partial_folder(out, "lab");
     if partial.exists() {
         std::fs::remove_dir_all(&partial)
             .with_context(|| format!("cannot remove the unfinished {}", partial.display()))?;
@@ -131,7 +133,7 @@ pub fn emit(plan: &Plan, out: &Path, lab_name: &str, recipe_name: &str, options:
         }
     };
     let lab = out.join("lab");
-    let old = out.join(format!(".lab.old-{pid}"));
+    let old = crate::leftovers::old_folder(out, "lab");
     if lab.exists() {
         std::fs::rename(&lab, &old).with_context(|| format!("cannot move the previous {} aside", lab.display()))?;
     }
@@ -166,4 +168,44 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leftovers::{dead_token, live_process};
+    use crate::tree::{Content, Kind, Node, Tree};
+
+    fn plan(text: &str) -> Plan {
+        let mut lab = Tree::new();
+        lab.insert("", Node::new(Kind::Dir, 0o755));
+        lab.insert("config.txt", Node::new(Kind::File(Content::bytes(text.as_bytes().to_vec())), 0o644));
+        Plan { lab, roots: vec![], steps: vec![], os: None, server_daemon_toml: String::new(), exports: None }
+    }
+
+    /// Issue 12 item 13: a killed build's `.lab.partial-*` and `.lab.old-*` stayed forever.
+    #[test]
+    fn a_build_clears_what_a_killed_build_left_but_not_a_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        emit(&plan("first\n"), out, "l", "r", EmitOptions::default()).unwrap();
+        let (mut other, live) = live_process();
+        let dead = dead_token();
+        for name in [format!(".lab.partial-{dead}"), format!(".lab.old-{dead}"), format!(".lab.partial-{live}")] {
+            std::fs::create_dir_all(out.join(&name).join("os")).unwrap();
+            std::fs::write(out.join(&name).join("os/root.tar"), vec![0u8; 1 << 20]).unwrap();
+        }
+        // A pid-only name from before, of a process that is gone.
+        let legacy = out.join(format!(".lab.partial-{}", dead.split('-').next().unwrap()));
+        std::fs::create_dir(&legacy).unwrap();
+        emit(&plan("second\n"), out, "l", "r", EmitOptions::default()).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        let live_name = format!(".lab.partial-{live}");
+        assert_eq!(left, [live_name.as_str(), "lab", "manifest.json"]);
+        assert_eq!(std::fs::read_to_string(out.join("lab/config.txt")).unwrap(), "second\n");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
 }

@@ -12,6 +12,7 @@ pub mod netns;
 pub mod pcboot;
 pub mod qemu;
 pub mod raspios;
+pub mod swap_race;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
