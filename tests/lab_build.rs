@@ -582,3 +582,35 @@ fn file_errors_name_the_path_and_what_was_being_done() {
     );
     assert_eq!(std::fs::read_dir(ro.join("out")).unwrap().count(), 0);
 }
+
+/// Issue 12 item 10: an OS image whose boot partition holds a folder that contains itself (its
+/// `.` entry renamed, one byte; fsck.fat reports it) stops the build with the path named,
+/// instead of walking the folder forever.
+#[test]
+fn an_os_image_with_a_looping_boot_folder_is_refused() {
+    use predicates::prelude::PredicateBooleanExt;
+    let image = common::raspios::build();
+    let img = image.xz.with_extension("");
+    let mut bytes = std::fs::read(&img).unwrap();
+    let boot = 8 << 20;
+    let dot = boot + bytes[boot..].windows(12).position(|w| w == b".          \x10").expect("overlays' . entry");
+    bytes[dot] = b'X';
+    std::fs::write(&img, &bytes).unwrap();
+    // The boot partition on its own, from the MBR's first entry, for fsck.fat.
+    let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let (start, sectors) = (le32(446 + 8) * 512, le32(446 + 12) * 512);
+    assert_eq!(start, boot);
+    let part = image.dir.path().join("bootfs.damaged");
+    std::fs::write(&part, &bytes[start..start + sectors]).unwrap();
+    let fsck = tool("fsck.fat", &["-n", path_str(&part)]);
+    assert!(!fsck.status.success(), "fsck.fat finds nothing wrong");
+    tool_ok("xz", &["-T0", "-f", "-k", path_str(&img)]);
+    let (server, sha) = site(&image.xz);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lab.toml"), recipe(&server.url("/pi.img.xz"), &sha, "shared")).unwrap();
+    build(d, &server, "a")
+        .code(1)
+        .stderr(predicates::str::contains("/overlays/X").and(predicates::str::contains("FAT filesystem is damaged")));
+    assert!(!d.join("a/lab").exists(), "a failed build writes no lab");
+}

@@ -180,7 +180,15 @@ mod tests {
         let mut lab = Tree::new();
         lab.insert("", Node::new(Kind::Dir, 0o755));
         lab.insert("config.txt", Node::new(Kind::File(Content::bytes(text.as_bytes().to_vec())), 0o644));
-        Plan { lab, roots: vec![], steps: vec![], os: None, server_daemon_toml: String::new(), exports: None }
+        Plan {
+            lab,
+            roots: vec![],
+            steps: vec![],
+            os: None,
+            server_daemon_toml: String::new(),
+            exports: None,
+            eeprom_stamps: vec![],
+        }
     }
 
     /// Issue 12 item 13: a killed build's `.lab.partial-*` and `.lab.old-*` stayed forever.
