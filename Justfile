@@ -95,7 +95,7 @@ lab recipe="": setup
 test: setup
     #!/usr/bin/env bash
     set -euo pipefail
-    fixtures=$(cargo run --locked --quiet --example eeprom_fixtures)
+    fixtures=$(cargo run --locked --example eeprom_fixtures)
     echo "test: EEPROM fixtures from $fixtures" >&2
     BRAMBLE_FIXTURES="$fixtures" cargo test --locked --all-targets
 
