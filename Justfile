@@ -78,18 +78,26 @@ setup:
     echo "setup: ok (e2fsprogs $e2fs, $(/usr/bin/rustc --version) for the aarch64 build)"
 
 # Build a lab: the built-in default (Raspberry Pi OS Lite, four Pi 4s on proxyDHCP), or
-# `just lab recipe=recipes/debian.toml`. Fetches its inputs, writes out/lab, out/manifest.json
-# and the flashable server image out/server.img.xz (with the aarch64 daemon from `just cross`).
+# `just lab recipe=recipes/debian.toml` (or `just lab recipes/debian.toml`). Fetches its inputs,
+# writes out/lab, out/manifest.json and the flashable server image out/server.img.xz (with the
+# aarch64 daemon from `just cross`).
+# just hands `recipe=…` after the task's name to it as its argument, so the `recipe=` is dropped.
 lab recipe="": setup
     #!/usr/bin/env bash
     set -euo pipefail
     daemon=$(just cross)
     cargo build --locked --release >&2
-    target/release/bramble build {{recipe}} -o out --server-image --daemon "$daemon"
+    target/release/bramble build {{ trim_start_match(recipe, "recipe=") }} -o out --server-image --daemon "$daemon"
 
 # Everything: unit, property, integration and end-to-end tests (installs what they need first).
+# The EEPROM fixtures come first ($BRAMBLE_FIXTURES, ../shared/fixtures/eeprom, or the pinned
+# files fetched by sha256 into the cache): without them the run stops here, saying what to do.
 test: setup
-    cargo test --locked --all-targets
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fixtures=$(cargo run --locked --example eeprom_fixtures)
+    echo "test: EEPROM fixtures from $fixtures" >&2
+    BRAMBLE_FIXTURES="$fixtures" cargo test --locked --all-targets
 
 # A long run of the parser fuzzer (tests/fuzz.rs; `just test` runs it briefly): `just fuzz 200000`
 # inputs per reader, from a new random seed each run (printed; BRAMBLE_FUZZ_SEED=N repeats one).

@@ -1,8 +1,11 @@
 //! The flashable server image, from the Debian recipe: judged by sfdisk, fsck.fat, e2fsck,
 //! debugfs, mtools, bmaptool, xz, sha256sum and systemd-analyze; the embedded bramble (built for
-//! aarch64 by `just cross`) runs under qemu-aarch64; two builds are byte-identical. Then the goal:
-//! the image boots in qemu-system-aarch64 as the lab server, and its bramble.service and kernel
-//! NFS server network-boot a second (arm64 UEFI) machine to multi-user from the shared root.
+//! aarch64 by `just cross`) runs under qemu-aarch64; two builds are byte-identical. The GPT
+//! variant (`--table gpt`) from the same recipe and cache is judged by sgdisk, fsck.fat and
+//! e2fsck. Then the goal: the GPT image boots in qemu-system-aarch64 as the lab server (one boot
+//! for both tables: they differ only in the table and the PARTUUIDs its command line and fstab
+//! name), and its bramble.service and kernel NFS server network-boot a second (arm64 UEFI)
+//! machine to multi-user from the shared root.
 
 mod common;
 
@@ -47,15 +50,18 @@ struct Built {
     _site: HttpServer,
 }
 
-fn build_into(b: &Built, out: &str) {
+fn build_into(b: &Built, out: &str, extra: &[&str]) {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache/bramble-cache");
+    let started = std::time::Instant::now();
     bramble()
         .args(["build", path_str(&b.dir.join("lab.toml")), "-o", path_str(&b.dir.join(out)), "--server-image"])
         .args(["--daemon", path_str(&b.daemon), "--cache", path_str(&cache)])
         .args(["--mirror", &format!("{RPI_EEPROM}={}", b._site.url("/rpi-eeprom"))])
+        .args(extra)
         .timeout(Duration::from_secs(3000))
         .assert()
         .success();
+    eprintln!("server image {out} {extra:?}: built in {:.0} s", started.elapsed().as_secs_f64());
 }
 
 fn built() -> &'static Built {
@@ -77,9 +83,41 @@ fn built() -> &'static Built {
         std::fs::write(dir.path().join("lab.toml"), recipe()).unwrap();
         common::marker::write_overlay(dir.path());
         let b = Built { dir: dir.path().to_path_buf(), _dir: dir, daemon, _site: site };
-        build_into(&b, "a");
+        build_into(&b, "a", &[]);
         b
     })
+}
+
+/// The same lab as a GPT image, in `g` beside `a`: the OS root and the downloads come from the
+/// first build's cache.
+fn built_gpt() -> &'static Built {
+    static GPT: OnceLock<()> = OnceLock::new();
+    let b = built();
+    GPT.get_or_init(|| build_into(b, "g", &["--table", "gpt"]));
+    b
+}
+
+/// The `key=value` token of a kernel command line.
+fn cmdline_value(cmdline: &str, key: &str) -> String {
+    cmdline
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {cmdline}"))
+        .into()
+}
+
+/// The image's own kernel command line, read from its boot partition by mtools.
+fn image_cmdline(img: &Path, work: &Path) -> String {
+    let boot = partition(img, 1, work);
+    let cmdline = tool_ok("mtype", &["-i", path_str(&boot), "::cmdline.txt"]);
+    let _ = std::fs::remove_file(boot);
+    cmdline
+}
+
+fn imager_devices(out: &Path) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("server.json")).unwrap()).unwrap();
+    json["os_list"][0]["devices"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
 }
 
 /// A partition of the image as its own file, for the filesystem checkers.
@@ -224,9 +262,10 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
         serde_json::from_str(&std::fs::read_to_string(out.join("server.json")).unwrap()).unwrap();
     let entry = &json["os_list"][0];
     assert_eq!(entry["extract_sha256"].as_str().unwrap(), sha256_of(&std::fs::read(&img).unwrap()));
+    assert_eq!(imager_devices(&out), ["pi5-64bit", "pi4-64bit", "pi3-64bit"], "an MBR image boots every Pi");
 
     // A second build elsewhere gives the same bytes.
-    build_into(b, "b");
+    build_into(b, "b", &[]);
     for f in ["server.img", "server.img.xz", "server.img.bmap", "manifest.json"] {
         let same = Command::new("cmp").arg(out.join(f)).arg(b.dir.join("b").join(f)).status().unwrap().success();
         assert!(same, "{f} differs between two builds");
@@ -234,11 +273,57 @@ fn the_image_is_what_the_tools_say_and_reproducible() {
 }
 
 #[test]
+fn the_gpt_image_is_what_sgdisk_and_fsck_say() {
+    let b = built_gpt();
+    let out = b.dir.join("g");
+    let img = out.join("server.img");
+    let work = tempfile::tempdir().unwrap();
+
+    let verify = tool("sgdisk", &["-v", path_str(&img)]);
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success() && said.contains("No problems found"), "sgdisk -v:\n{said}");
+    let printed = tool_ok("sgdisk", &["-p", path_str(&img)]);
+    let codes: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Number"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    assert_eq!(codes, ["0700", "8300"], "{printed}");
+    let guid = |n: &str| {
+        let info = tool_ok("sgdisk", &["-i", n, path_str(&img)]);
+        let line = info.lines().find_map(|l| l.strip_prefix("Partition unique GUID: ")).expect(&info);
+        line.trim().to_ascii_lowercase()
+    };
+    let (boot_guid, root_guid) = (guid("1"), guid("2"));
+
+    let boot = partition(&img, 1, work.path());
+    let root = partition(&img, 2, work.path());
+    let fsck = Command::new("fsck.fat").arg("-n").arg(&boot).output().unwrap();
+    assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    let e2fsck = Command::new("e2fsck").arg("-fn").arg(&root).output().unwrap();
+    assert!(e2fsck.status.success(), "e2fsck: {}", String::from_utf8_lossy(&e2fsck.stdout));
+
+    // The command line and fstab name the GPT partitions.
+    let cmdline = tool_ok("mtype", &["-i", path_str(&boot), "::cmdline.txt"]);
+    assert_eq!(cmdline_value(&cmdline, "root="), format!("PARTUUID={root_guid}"), "{cmdline}");
+    let fstab = String::from_utf8(debugfs(&root, "cat /etc/fstab")).unwrap();
+    for guid in [&boot_guid, &root_guid] {
+        assert!(fstab.contains(&format!("PARTUUID={guid} ")), "{guid} not in {fstab}");
+    }
+
+    let sums = Command::new("sha256sum").args(["-c", "server.img.sha256"]).current_dir(&out).output().unwrap();
+    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    assert_eq!(imager_devices(&out), ["pi5-64bit", "pi4-64bit"], "a Pi 3 cannot boot a GPT image");
+}
+
+#[test]
 fn the_image_boots_the_lab_server_which_netboots_a_client() {
-    let b = built();
+    let b = built_gpt();
     let _one_at_a_time = qemu::serial_lock();
     let work = tempfile::tempdir().unwrap();
-    let boot = b.dir.join("a/lab/os/debian-bookworm-arm64/boot");
+    let img = b.dir.join("g/server.img");
+    let boot = b.dir.join("g/lab/os/debian-bookworm-arm64/boot");
     let config = std::fs::read_to_string(boot.join("config.txt")).unwrap();
     let kernel = config.lines().find_map(|l| l.strip_prefix("kernel=")).unwrap().trim().to_string();
     let initrd = config
@@ -249,8 +334,8 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
         .next()
         .unwrap()
         .to_string();
-    let table = tool_ok("sfdisk", &["-d", path_str(&b.dir.join("a/server.img"))]);
-    let label = table.lines().find_map(|l| l.strip_prefix("label-id: 0x")).unwrap().trim().to_string();
+    // The image's own root= (a GPT PARTUUID): the kernel must find its root by it.
+    let root = cmdline_value(&image_cmdline(&img, work.path()), "root=");
 
     let ns = Netns::new("srvimg");
     ns.ip(&["link", "add", "br0", "type", "bridge"]);
@@ -280,9 +365,9 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
         .arg(boot.join(&kernel))
         .arg("-initrd")
         .arg(boot.join(&initrd))
-        .args(["-append", &format!("console=ttyAMA0 root=PARTUUID={label}-02 rootwait net.ifnames=0")])
+        .args(["-append", &format!("console=ttyAMA0 root={root} rootwait net.ifnames=0")])
         .arg("-drive")
-        .arg(format!("file={},format=raw,if=virtio,snapshot=on", path_str(&b.dir.join("a/server.img"))))
+        .arg(format!("file={},format=raw,if=virtio,snapshot=on", path_str(&img)))
         .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
         .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={SERVER_MAC},romfile=")])
         .arg("-serial")
@@ -302,7 +387,8 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
     }
     let _server = Kill(&mut server);
     let server_log = || qemu::clean(&std::fs::read(&serial).unwrap_or_default());
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let booted = std::time::Instant::now();
+    let deadline = booted + Duration::from_secs(600);
     while !server_log().contains("Started bramble.service") {
         assert!(
             std::time::Instant::now() < deadline,
@@ -311,6 +397,7 @@ fn the_image_boots_the_lab_server_which_netboots_a_client() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    eprintln!("the GPT server image started bramble.service in {:.0} s", booted.elapsed().as_secs_f64());
     let mut client = Vm::start(&ns, "tap1", Firmware::Arm64Uefi, CLIENT_MAC, 1024, work.path());
     let ok = client.wait_for(&[&common::marker::expected("vm1")], Duration::from_secs(900));
     let tail: Vec<String> = server_log().lines().rev().take(60).map(str::to_string).collect();

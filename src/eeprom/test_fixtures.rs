@@ -1,4 +1,5 @@
-//! The real images in ../shared/fixtures/eeprom (see its SOURCES.md), for unit tests.
+//! The real images and Raspberry Pi's reference outputs (`fetch::eeprom_fixtures` finds them), for
+//! unit tests.
 
 use super::Chip;
 use std::path::PathBuf;
@@ -32,11 +33,9 @@ pub const FIXTURES: &[Fixture] = &[
     },
 ];
 
-/// `BRAMBLE_FIXTURES` or the shared folder beside the repository.
+/// `BRAMBLE_FIXTURES`, the shared folder beside the repository, or a fetched copy.
 pub fn root() -> PathBuf {
-    std::env::var_os("BRAMBLE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom"))
+    crate::fetch::eeprom_fixtures::dir()
 }
 
 impl Fixture {

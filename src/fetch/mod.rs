@@ -7,6 +7,9 @@
 pub mod cache;
 pub mod debian;
 pub mod download;
+/// Test support: the EEPROM fixtures the tests compare against.
+#[doc(hidden)]
+pub mod eeprom_fixtures;
 pub mod gpgv;
 pub mod lock;
 pub mod progress;

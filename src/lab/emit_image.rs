@@ -141,7 +141,7 @@ pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: boo
         "https://downloads.raspberrypi.com/raspios_lite_armhf/Raspberry_Pi_OS_(32-bit).png",
         "server.img.xz",
         &imager::release_date(mtime)?,
-        &["pi5-64bit", "pi4-64bit", "pi3-64bit"],
+        parts.table.imager_devices(),
         &summary,
     );
     let json = out.join("server.json");

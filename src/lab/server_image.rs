@@ -20,6 +20,19 @@ pub enum Table {
     Gpt,
 }
 
+impl Table {
+    /// Raspberry Pi Imager's tags for the models that boot this table (its 64-bit ones: the
+    /// daemon is aarch64). Only the Pi 4/5 EEPROM bootloader reads GPT (Raspberry Pi's
+    /// documentation, "Raspberry Pi boot EEPROM"); the Pi 3's ROM and bootcode.bin find the boot
+    /// partition in an MBR only.
+    pub fn imager_devices(self) -> &'static [&'static str] {
+        match self {
+            Table::Mbr => &["pi5-64bit", "pi4-64bit", "pi3-64bit"],
+            Table::Gpt => &["pi5-64bit", "pi4-64bit"],
+        }
+    }
+}
+
 /// The two partitions' trees and how the image names them.
 pub struct ServerParts {
     pub boot: Tree,

@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn pins_match_the_shared_fixtures() {
         // The fixtures are byte copies of the same files; their hashes must agree with the pins.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom");
+        let root = crate::fetch::eeprom_fixtures::dir();
         for r in RELEASES {
             let dir = root.join(format!("firmware-{}/default", r.chip.number()));
             let image = r.image.url.rsplit('/').next().unwrap();

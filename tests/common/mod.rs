@@ -24,13 +24,10 @@ pub fn bramble() -> assert_cmd::Command {
     cmd
 }
 
-/// ../shared/fixtures/eeprom (or BRAMBLE_FIXTURES).
+/// BRAMBLE_FIXTURES, ../shared/fixtures/eeprom, or a copy fetched by sha256 (see
+/// `bramble::fetch::eeprom_fixtures`).
 pub fn eeprom_fixtures() -> PathBuf {
-    let dir = std::env::var_os("BRAMBLE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eeprom"));
-    assert!(dir.is_dir(), "EEPROM fixtures not found at {} (set BRAMBLE_FIXTURES)", dir.display());
-    dir
+    bramble::fetch::eeprom_fixtures::dir()
 }
 
 /// One upstream image with its reference outputs from rpi-eeprom-config/-digest.
