@@ -30,11 +30,16 @@ fn kernel_package(arch: &str) -> String {
 
 /// Debian's amd64 kernel image.
 pub fn x86_kernel() -> PathBuf {
-    let dir = cache_dir();
-    let out = dir.join("vmlinuz-amd64");
+    // Tests of one binary ask at once: one fetches, the others wait for it.
+    static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = FETCHING.lock().unwrap_or_else(|e| e.into_inner());
+    let out = cache_dir().join("vmlinuz-amd64");
     if out.exists() {
         return out;
     }
+    // A folder of this process's own, so another test binary's fetch cannot remove what this one reads.
+    let dir = cache_dir().join(format!("kernel-fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let package = kernel_package("amd64");
     run(Command::new("apt-get").args(["download", &package]).current_dir(&dir));
     let deb = std::fs::read_dir(&dir)
@@ -51,9 +56,11 @@ pub fn x86_kernel() -> PathBuf {
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
         .expect("vmlinuz in the package");
-    std::fs::copy(&vmlinuz, &out).unwrap();
-    let _ = std::fs::remove_dir_all(&x);
-    let _ = std::fs::remove_file(&deb);
+    // Renamed into place whole: a reader never sees half a kernel.
+    let part = dir.join("vmlinuz.part");
+    std::fs::copy(&vmlinuz, &part).unwrap();
+    std::fs::rename(&part, &out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     out
 }
 
