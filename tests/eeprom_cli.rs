@@ -453,6 +453,11 @@ fn a_closed_stdout_ends_quietly() {
             if args == "validate" { format!("set -o pipefail; '{}' validate | true", bin.display()) } else { script };
         let out = tool("bash", &["-c", &script]);
         assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
+        // Nothing about the pipe: the built-in recipe's one warning (no SSH key) may be there.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let quiet =
+            stderr.lines().all(|l| !l.starts_with("error") && !l.contains("Broken pipe") && !l.contains("panicked"));
+        assert!(quiet, "{args}: {stderr}");
+        assert!(args == "validate" || stderr.is_empty(), "{args}: {stderr}");
     }
 }

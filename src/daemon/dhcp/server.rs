@@ -309,7 +309,6 @@ impl DhcpServer {
     }
 }
 
-
 impl Shared {
     /// Queue `changes` for the journal; with `wait`, the receiver is told once they are durable.
     /// `None` when no journal runs (no lease file) or nobody is to be told.
