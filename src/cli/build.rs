@@ -45,6 +45,10 @@ pub struct Args {
     /// The server image's partition table: `mbr` (every Pi) or `gpt` (Pi 4 and 5 only)
     #[arg(long, value_enum, default_value_t = TableArg::Mbr, requires = "server_image")]
     table: TableArg,
+    /// Leave out server.img.xz (most of the image's build time): for flashing server.img with
+    /// bmaptool or dd; server.json then names server.img
+    #[arg(long, requires = "server_image")]
+    no_xz: bool,
     #[command(flatten)]
     inputs: InputArgs,
 }
@@ -436,22 +440,27 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         for step in &parts.steps {
             writeln!(out, "  {step}")?;
         }
-        let files = crate::lab::emit_image::write(&parts, &args.out, &recipe.lab.name, i64::from(epoch), quiet)?;
+        let files =
+            crate::lab::emit_image::write(&parts, &args.out, &recipe.lab.name, i64::from(epoch), !args.no_xz, quiet)?;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let xz = match &files.xz {
+            Some((path, size)) => format!(", {} ({:.0} MiB)", path.display(), mib(*size)),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "wrote {} ({:.0} MiB), {} ({:.0} MiB), {}, {}",
+            "wrote {} ({:.0} MiB){xz}, {}, {}",
             files.img.display(),
-            files.img_size as f64 / (1 << 20) as f64,
-            files.xz.display(),
-            files.xz_size as f64 / (1 << 20) as f64,
+            mib(files.img_size),
             files.bmap.display(),
             files.json.display()
         )?;
+        let flash = files.xz.as_ref().map_or(&files.img, |(path, _)| path);
         writeln!(
             out,
             "next: flash {} to the server's SD card (Raspberry Pi Imager: \"Use custom\"; or `bmaptool copy {} /dev/sdX`), boot it on the lab network",
-            files.xz.display(),
-            files.xz.display()
+            flash.display(),
+            flash.display()
         )?;
         return Ok(());
     }

@@ -8,7 +8,7 @@ use crate::disk::fat::{Fat32Spec, fat32_volume_tree};
 use crate::disk::fat_size::fat32_size_for;
 use crate::disk::image_file::write_disk_image;
 use crate::disk::layout::{DiskLayout, DiskPartition, PartitionData, Table as DiskTable, TableEntry};
-use crate::disk::xz_write::{XzSettings, compress_file};
+use crate::disk::xz_write::{XzSettings, XzSummary, compress_file};
 use crate::disk::{bmap, gpt, imager, mke2fs};
 use crate::fetch::progress::Progress;
 use anyhow::{Context, Result};
@@ -25,19 +25,27 @@ pub const DEFAULT_HEADROOM: u64 = 512 << 20;
 /// The files written, in `out`.
 pub struct ImageFiles {
     pub img: PathBuf,
-    pub xz: PathBuf,
+    /// `server.img.xz` and its size, unless the build was asked not to compress.
+    pub xz: Option<(PathBuf, u64)>,
     pub bmap: PathBuf,
     pub json: PathBuf,
     pub img_size: u64,
-    pub xz_size: u64,
 }
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
 
-/// Write `parts` as `out/server.img` and its companions.
-pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: bool) -> Result<ImageFiles> {
+/// Write `parts` as `out/server.img` and its companions; `compress` adds `server.img.xz`, which
+/// server.json then names (without it, server.json names server.img: Imager writes either).
+pub fn write(
+    parts: &ServerParts,
+    out: &Path,
+    name: &str,
+    mtime: i64,
+    compress: bool,
+    quiet: bool,
+) -> Result<ImageFiles> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let work = tempfile::Builder::new().prefix(".server-image-").tempdir_in(out)?;
 
@@ -119,32 +127,64 @@ pub fn write(parts: &ServerParts, out: &Path, name: &str, mtime: i64, quiet: boo
     let bmap_text = bmap::bmap_for_image(&img, &written)?;
     crate::output::write_file(&bmap_path, bmap_text.as_bytes())?;
 
-    let xz = out.join("server.img.xz");
-    let mut progress = Progress::start_with("compressing", "server.img", Some(written.size), 0, quiet);
-    let mut last = 0u64;
-    let summary = compress_file(&img, &xz, &XzSettings::default(), &mut |read| {
-        progress.advance(read - last);
-        last = read;
-    })?;
-    progress.finish();
+    let (summary, xz) = if compress {
+        let xz = out.join("server.img.xz");
+        let mut progress = Progress::start_with("compressing", "server.img", Some(written.size), 0, quiet);
+        let mut last = 0u64;
+        let summary = compress_file(&img, &xz, &XzSettings::default(), &mut |read| {
+            progress.advance(read - last);
+            last = read;
+        })?;
+        progress.finish();
+        (summary, Some(xz))
+    } else {
+        let (sha, size) =
+            crate::fetch::cache::hash_file(&img).with_context(|| format!("cannot read {}", img.display()))?;
+        (
+            XzSummary {
+                input_size: size,
+                input_sha256: sha.clone(),
+                output_size: size,
+                output_sha256: sha,
+                threads: 0,
+            },
+            None,
+        )
+    };
 
-    for (path, sha) in [(&img, &summary.input_sha256), (&xz, &summary.output_sha256)] {
+    let mut sums = vec![(&img, &summary.input_sha256)];
+    if let Some(xz) = &xz {
+        sums.push((xz, &summary.output_sha256));
+    }
+    for (path, sha) in sums {
         let file = path.file_name().expect("named").to_string_lossy().into_owned();
         crate::output::write_file(
             &path.with_file_name(format!("{file}.sha256")),
             format!("{sha}  {file}\n").as_bytes(),
         )?;
     }
+    // Uncompressed, the download is the image itself: its size and sha256 are both.
     let entry = imager::ImagerEntry::for_compressed_image(
         &format!("Bramble lab server: {name}"),
         &format!("The lab server of the Bramble lab `{name}`: boots its Raspberry Pis over the network"),
         "https://downloads.raspberrypi.com/raspios_lite_armhf/Raspberry_Pi_OS_(32-bit).png",
-        "server.img.xz",
+        if xz.is_some() { "server.img.xz" } else { "server.img" },
         &imager::release_date(mtime)?,
         parts.table.imager_devices(),
         &summary,
     );
     let json = out.join("server.json");
     crate::output::write_file(&json, imager::os_list_json(&[entry])?.as_bytes())?;
-    Ok(ImageFiles { img, xz, bmap: bmap_path, json, img_size: written.size, xz_size: summary.output_size })
+    // A server.img.xz of an earlier build would no longer match server.img.
+    if xz.is_none() {
+        for stale in ["server.img.xz", "server.img.xz.sha256"] {
+            match std::fs::remove_file(out.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", out.join(stale).display()));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(ImageFiles { xz: xz.map(|x| (x, summary.output_size)), img, bmap: bmap_path, json, img_size: written.size })
 }
