@@ -119,7 +119,9 @@ pub fn syslinux(title: &str, entries: &[Placed], timeout_secs: u32, default: usi
             (MenuKind::Local, Firmware::Bios) => "  LOCALBOOT 0\n".to_string(),
             (MenuKind::Local, Firmware::Efi64) | (MenuKind::Iso, Firmware::Efi64) => continue,
             (MenuKind::Kernel, _) => {
-                let mut b = format!("  KERNEL {}\n", root(&placed.tftp[0]));
+                // LINUX, not KERNEL: KERNEL picks the type by extension, and memtest86+x64.bin
+                // would be run as a CD boot sector (syslinux's "Configuration" doc, KERNEL).
+                let mut b = format!("  LINUX {}\n", root(&placed.tftp[0]));
                 if placed.tftp.len() > 1 {
                     let initrds: Vec<String> = placed.tftp[1..].iter().map(|t| root(t)).collect();
                     b.push_str(&format!("  INITRD {}\n", initrds.join(",")));
@@ -353,7 +355,7 @@ mod tests {
         assert!(text.contains("TIMEOUT 50\n"));
         assert!(text.contains("DEFAULT e1\n"));
         assert!(text.contains("LABEL e1\n  MENU LABEL Local disk\n  LOCALBOOT 0\n"));
-        assert!(text.contains("  KERNEL ::/menu/2/vmlinuz\n  INITRD ::/menu/2/initrd.img\n  APPEND console=ttyS0\n"));
+        assert!(text.contains("  LINUX ::/menu/2/vmlinuz\n  INITRD ::/menu/2/initrd.img\n  APPEND console=ttyS0\n"));
         assert!(text.contains("MENU LABEL Linux  test \n"), "{text}");
         assert!(text.contains("  KERNEL memdisk\n  INITRD ::/menu/3/fd.iso\n  APPEND iso raw\n"));
         assert!(text.contains("LABEL e5\n  MENU LABEL xyz BIOS\n  COM32 pxechn.c32\n  APPEND ::/menu/5/n.kpxe\n"));
@@ -380,7 +382,7 @@ mod tests {
         assert!(g.contains("set timeout=5\nset default=2\n"), "{g}");
         assert!(!g.contains("n.kpxe") && !g.contains("menu.ipxe") && !g.contains("memtest"), "{g}");
         // firmware = "bios": on the BIOS menus only.
-        assert!(syslinux("lab", &p, 5, 0, Firmware::Bios).contains("KERNEL ::/menu/7/memtest.bin\n"));
+        assert!(syslinux("lab", &p, 5, 0, Firmware::Bios).contains("LINUX ::/menu/7/memtest.bin\n"));
         assert!(!syslinux("lab", &p, 5, 0, Firmware::Efi64).contains("memtest"));
         assert!(ipxe("lab", &p, 5, 0, false).contains("iseq ${platform} pcbios && item e7 memtest ||\n"));
     }
