@@ -39,6 +39,8 @@ setup:
         atftp tftp-hpa busybox-static
         iproute2 python3-scapy isc-dhcp-client dnsmasq-base
         ovmf ipxe-qemu pxelinux syslinux-common syslinux-efi cpio
+        # xorriso: the PC menu test builds the ISO image memdisk boots.
+        xorriso
         # The lab's end-to-end test: arm64 UEFI machines, a userspace NFS server, GRUB's checker.
         qemu-efi-aarch64 rpcbind grub-common arch-test
         gpgv debian-archive-keyring gnupg apt-utils zstd binutils

@@ -74,6 +74,16 @@ fn boot_with(firmware: Firmware, dhcp: &str, bios: &str, uefi: &str) {
         vm.tail(40),
         daemon.log().join("\n")
     );
+    if firmware == Firmware::Bios && bios == "pxelinux" {
+        // The iPXE ROM was handed on to pxelinux, which read the lab's own menu.
+        let log = daemon.log();
+        assert!(
+            log.iter().any(|l| l.contains("tftp transfer")
+                && l.contains("bios/pxelinux.cfg/default ")
+                && l.contains("outcome=\"complete\"")),
+            "pxelinux never read the lab's menu: {log:#?}"
+        );
+    }
     if dhcp == "proxy" {
         // The firmware's REQUEST for the router's address names the router: only it answers.
         let log = daemon.log();

@@ -104,19 +104,23 @@ pub fn tree(
         file(
             &mut t,
             Path::new("bios/pxelinux.cfg/default"),
-            text(menu::syslinux(title, &placed, pc.timeout, Firmware::Bios)),
+            text(menu::syslinux(title, &placed, pc.timeout, pc.default, Firmware::Bios)),
         );
     }
     if pc.uefi == UefiLoader::Syslinux {
         file(
             &mut t,
             Path::new("efi64/pxelinux.cfg/default"),
-            text(menu::syslinux(title, &placed, pc.timeout, Firmware::Efi64)),
+            text(menu::syslinux(title, &placed, pc.timeout, pc.default, Firmware::Efi64)),
         );
     }
-    file(&mut t, Path::new("boot.ipxe"), text(menu::ipxe(title, &placed, pc.timeout)));
+    file(
+        &mut t,
+        Path::new("boot.ipxe"),
+        text(menu::ipxe(title, &placed, pc.timeout, pc.default, pc.bios == BiosLoader::Pxelinux)),
+    );
     // grubnetaa64.efi has the prefix /grub; over TFTP it reads $prefix/grub.cfg.
-    file(&mut t, Path::new("grub/grub.cfg"), text(menu::grub(title, &os_boot.grub, &placed, pc.timeout)));
+    file(&mut t, Path::new("grub/grub.cfg"), text(menu::grub(title, &os_boot.grub, &placed, pc.timeout, pc.default)));
     // Menu entries of kind Iso need memdisk beside the BIOS loader: both loader sets ship it.
     debug_assert!(!pc.menu.iter().any(|e| e.kind == MenuKind::Iso) || t.get(Path::new("bios/memdisk")).is_some());
     Ok(t)

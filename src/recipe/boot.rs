@@ -4,7 +4,9 @@
 
 use super::raw::{Opt, RawMenu, RawPc};
 use super::validate::{Report, choice, download};
-use super::{BiosLoader, Client, ClientBoot, FileRef, MenuEntry, MenuKind, Model, OsSource, Pc, UefiLoader};
+use super::{
+    BiosLoader, Client, ClientBoot, EntryFirmware, FileRef, MenuEntry, MenuKind, Model, OsSource, Pc, UefiLoader,
+};
 use toml::Spanned;
 
 /// Longest menu label: pxelinux's menu is 80 columns wide with its frame.
@@ -73,9 +75,25 @@ pub(super) fn pc(
             kind: MenuKind::Local,
             files: Vec::new(),
             append: None,
+            firmware: None,
         });
     }
-    Some(Pc { bios, uefi, timeout, menu: entries })
+    let default = match raw.default {
+        None => 0,
+        Some(d) => match entries.iter().position(|e| e.label == *d.get_ref()) {
+            Some(i) => i,
+            None => {
+                let labels: Vec<String> = entries.iter().map(|e| format!("\"{}\"", e.label)).collect();
+                r.error(
+                    d.span(),
+                    format!("default `{}` is not the label of a [[menu]] entry", d.get_ref()),
+                    format!("give one of {}", labels.join(", ")),
+                );
+                0
+            }
+        },
+    };
+    Some(Pc { bios, uefi, timeout, menu: entries, default })
 }
 
 fn menu_entry(index: usize, raw: Spanned<RawMenu>, r: &mut Report) -> Option<MenuEntry> {
@@ -150,7 +168,17 @@ fn menu_entry(index: usize, raw: Spanned<RawMenu>, r: &mut Report) -> Option<Men
     if let Some(a) = raw.append.as_ref().filter(|a| a.get_ref().contains(['\n', '\r'])) {
         r.error(a.span(), "`append` spans several lines", "the kernel command line is one line");
     }
-    Some(MenuEntry { label: label?, kind: kind?, files, append: raw.append.map(Spanned::into_inner) })
+    let firmware = raw.firmware.is_some().then(|| {
+        choice(
+            &raw.firmware,
+            "firmware",
+            &[("bios", EntryFirmware::Bios), ("uefi", EntryFirmware::Uefi)],
+            "\"bios\" or \"uefi\" (leave it out for both)",
+            EntryFirmware::Bios,
+            r,
+        )
+    });
+    Some(MenuEntry { label: label?, kind: kind?, files, append: raw.append.map(Spanned::into_inner), firmware })
 }
 
 /// One menu file: `deb:PACKAGE:/path`, `https://…#sha256=…`, or a path beside the recipe.
@@ -220,7 +248,24 @@ mod tests {
         assert_eq!(pc.menu[1].kind, MenuKind::Kernel);
         assert_eq!(pc.menu[1].files[1], FileRef::Deb { package: "foo".into(), path: "/boot/initrd".into() });
         assert_eq!(pc.menu[2].files[0].file_name(), "fd.iso");
+        assert_eq!(pc.default, 0);
         assert_eq!(recipe.clients[0].boot, crate::recipe::ClientBoot::Menu);
+    }
+
+    #[test]
+    fn the_default_entry_is_named_by_its_label() {
+        let src = format!(
+            "{BASE}[pc]\ndefault = \"Linux\"\n[[menu]]\nlabel = \"Disk\"\nkind = \"local\"\n\
+             [[menu]]\nlabel = \"Linux\"\nkind = \"kernel\"\nfiles = [\"vmlinuz\"]\n"
+        );
+        let pc = parse(&src).recipe.unwrap().pc.unwrap();
+        assert_eq!(pc.default, 1);
+        assert_eq!(pc.menu[1].firmware, None);
+        let bios_only = format!("{src}firmware = \"bios\"\n");
+        assert_eq!(
+            parse(&bios_only).recipe.unwrap().pc.unwrap().menu[1].firmware,
+            Some(crate::recipe::EntryFirmware::Bios)
+        );
     }
 
     #[test]
@@ -255,7 +300,15 @@ mod tests {
             ["`deb:ipxe` is not a package file"]
         );
         assert_eq!(errors("[[menu]]\nkind = \"local\"\n"), ["[[menu]] #1 has no `label`"]);
+        assert_eq!(
+            errors("[[menu]]\nlabel = \"x\"\nkind = \"local\"\nfirmware = \"efi\"\n"),
+            ["firmware = \"efi\" is not one of bios, uefi"]
+        );
         assert_eq!(errors("[pc]\ntimeout = -1\n"), ["timeout -1 is out of range"]);
+        assert_eq!(
+            errors("[pc]\ndefault = \"Dsk\"\n[[menu]]\nlabel = \"Disk\"\nkind = \"local\"\n"),
+            ["default `Dsk` is not the label of a [[menu]] entry"]
+        );
         assert!(errors("[menu]\nlabel = \"x\"\n")[0].contains("must be a list of tables"));
     }
 

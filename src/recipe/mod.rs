@@ -311,6 +311,9 @@ pub struct Pc {
     /// Seconds the menu waits before booting its first entry; 0 boots it at once.
     pub timeout: u32,
     pub menu: Vec<MenuEntry>,
+    /// The entry the menu boots when the timeout runs out (index into `menu`); a firmware that
+    /// cannot run it boots its first entry instead.
+    pub default: usize,
 }
 
 /// What BIOS PXE ROMs load first.
@@ -340,6 +343,15 @@ pub struct MenuEntry {
     pub files: Vec<FileRef>,
     /// Kernel command line (`kernel`), or memdisk arguments (`iso`).
     pub append: Option<String>,
+    /// The only firmware whose menus show it (`firmware = "bios"`: a BIOS-only kernel such as
+    /// memtest86+x64.bin); `None`: every menu that can run its kind.
+    pub firmware: Option<EntryFirmware>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryFirmware {
+    Bios,
+    Uefi,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,6 +30,7 @@ pub struct RawPc {
     pub bios: Opt<String>,
     pub uefi: Opt<String>,
     pub timeout: Opt<i64>,
+    pub default: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +40,7 @@ pub struct RawMenu {
     pub kind: Opt<String>,
     pub files: Opt<Vec<Spanned<String>>>,
     pub append: Opt<String>,
+    pub firmware: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,19 @@ pub fn clean(raw: &[u8]) -> String {
 impl Vm {
     /// Boot a machine with `mac` on the tap `tap` (in `ns`), `memory_mib` of RAM.
     pub fn start(ns: &Netns, tap: &str, firmware: Firmware, mac: &str, memory_mib: u32, work: &Path) -> Vm {
+        Vm::start_with(ns, tap, firmware, mac, memory_mib, work, &[])
+    }
+
+    /// As [`Vm::start`], with more QEMU arguments (a disk: `-drive file=…`).
+    pub fn start_with(
+        ns: &Netns,
+        tap: &str,
+        firmware: Firmware,
+        mac: &str,
+        memory_mib: u32,
+        work: &Path,
+        extra: &[String],
+    ) -> Vm {
         let serial = work.join(format!("serial-{}.log", mac.replace(':', "")));
         let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
         let mut args: Vec<String> = Vec::new();
@@ -103,6 +116,7 @@ impl Vm {
             .command(program)
             .args(["-accel", "tcg", "-m", &memory_mib.to_string(), "-smp", smp, "-nographic", "-no-reboot"])
             .args(&args)
+            .args(extra)
             .args(["-netdev", &netdev])
             .arg("-serial")
             .arg(format!("file:{}", serial.display()))
